@@ -1,0 +1,22 @@
+#!/bin/sh
+# Make Fashion-MNIST available offline for the tests and the grader.
+# Debian package where apt is usable as root; otherwise torchvision's download into ./data.
+set -e
+PY="${1:-.venv/bin/python}"
+DEB=/usr/share/datasets/fashion-mnist
+if [ -n "$FMNIST_DIR" ] && [ -f "$FMNIST_DIR/t10k-labels-idx1-ubyte.gz" -o -f "$FMNIST_DIR/t10k-labels-idx1-ubyte" ]; then
+    echo "data: using FMNIST_DIR=$FMNIST_DIR"; exit 0
+fi
+if [ -f "$DEB/t10k-labels-idx1-ubyte.gz" ]; then
+    echo "data: using $DEB"; exit 0
+fi
+if [ -f data/FashionMNIST/raw/t10k-labels-idx1-ubyte ] || [ -f data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz ]; then
+    echo "data: using data/FashionMNIST/raw"; exit 0
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "data: installing the Debian package dataset-fashion-mnist"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    [ -f "$DEB/t10k-labels-idx1-ubyte.gz" ] && exit 0
+fi
+echo "data: downloading with torchvision into ./data"
+"$PY" -c "from torchvision.datasets import FashionMNIST as F; F('data', download=True); F('data', train=False, download=True)"
