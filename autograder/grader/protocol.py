@@ -1,0 +1,111 @@
+"""The grader <-> worker wire format: plain data only, never pickle.
+
+A message is an 8-byte big-endian length, a UTF-8 JSON header of that length,
+then the raw bytes of each numpy array the header refers to.  In the JSON an
+array appears as {"__nd__": i}; header["arrays"][i] gives its dtype and shape.
+Only numeric and boolean dtypes cross.  Decoded arrays are fresh copies.
+"""
+import json
+import struct
+
+import numpy as np
+
+ALLOWED_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                  "float16", "float32", "float64"}
+MAX_MESSAGE = 1 << 31  # bytes; a larger frame is a protocol error
+
+
+class ProtocolError(Exception):
+    """A malformed or oversized message."""
+
+
+def _encode(obj, arrays):
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.name not in ALLOWED_DTYPES:
+            raise ProtocolError(f"arrays of dtype {obj.dtype} cannot be sent")
+        arrays.append(np.ascontiguousarray(obj))
+        return {"__nd__": len(arrays) - 1}
+    if isinstance(obj, dict):
+        return {str(k): _encode(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, arrays) for v in obj]
+    if obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    raise ProtocolError(f"cannot send an object of type {type(obj).__name__}")
+
+
+def encode(obj):
+    """obj (JSON types and ndarrays) -> bytes of one message."""
+    arrays = []
+    body = _encode(obj, arrays)
+    header = {"body": body, "arrays": [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in arrays]}
+    head = json.dumps(header, allow_nan=True).encode("utf-8")
+    parts = [struct.pack(">Q", len(head)), head]
+    for a in arrays:
+        parts.append(struct.pack(">Q", a.nbytes))
+        parts.append(a.tobytes())
+    return b"".join(parts)
+
+
+def _read_exact(stream, n):
+    chunks, remaining = [], n
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            raise EOFError("the other side closed the connection")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_length(stream, budget):
+    (n,) = struct.unpack(">Q", _read_exact(stream, 8))
+    if n > budget:
+        raise ProtocolError(f"message of {n} bytes exceeds the limit of {budget}")
+    return n
+
+
+def _decode(obj, arrays):
+    if isinstance(obj, dict):
+        if set(obj) == {"__nd__"}:
+            index = obj["__nd__"]
+            if type(index) is not int or not 0 <= index < len(arrays):
+                raise ProtocolError("bad array reference")
+            return arrays[index]
+        return {k: _decode(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v, arrays) for v in obj]
+    return obj
+
+
+def read_message(stream, limit=MAX_MESSAGE):
+    """Read one message from a binary stream; returns its plain-data body."""
+    budget = limit
+    head = _read_exact(stream, _read_length(stream, budget))
+    try:
+        header = json.loads(head.decode("utf-8"))
+        specs = header["arrays"]
+        body = header["body"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"malformed header: {exc}") from None
+    budget -= len(head)
+    arrays = []
+    for spec in specs:
+        try:
+            dtype, shape = spec["dtype"], tuple(int(s) for s in spec["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError("malformed array spec") from None
+        if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape):
+            raise ProtocolError(f"array of dtype {dtype!r} and shape {shape} refused")
+        n = _read_length(stream, budget)
+        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if n != expected:
+            raise ProtocolError(f"array bytes {n} do not match dtype {dtype} and shape {shape}")
+        budget -= n
+        arrays.append(np.frombuffer(_read_exact(stream, n), dtype=dtype).reshape(shape).copy())
+    return _decode(body, arrays)
+
+
+def write_message(stream, obj):
+    stream.write(encode(obj))
+    stream.flush()

@@ -1,0 +1,253 @@
+"""Grade one submission: python -m grader.run --submission DIR --results FILE.
+
+Writes a valid results.json (score 0) before any student code runs, then the
+real one atomically at the end, and prints a score table.  Exits 0 whenever a
+results file was written.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "grader"
+
+from . import VERSION, client, results  # noqa: E402
+from . import config as config_mod  # noqa: E402
+from .submission import GRADED, find_files, make_scratch  # noqa: E402
+
+GRADER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # autograder/
+ROOT_DIR = os.path.dirname(GRADER_DIR)
+if GRADER_DIR not in sys.path:
+    sys.path.insert(0, GRADER_DIR)
+TESTS_DIR = os.path.join(GRADER_DIR, "tests")
+UTILS_PATH = os.path.join(ROOT_DIR, "handout", "utils.py")
+FILE_ORDER = {stem: i + 1 for i, stem in enumerate(GRADED)}
+
+
+def load_utils():
+    spec = importlib.util.spec_from_file_location("nnag_shipped_utils", UTILS_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def data_loader(data_dir):
+    cache = {}
+
+    def load():
+        if "data" not in cache:
+            cache["data"] = load_utils().load_mnist_f(data_dir=data_dir, allow_download=False)
+        return cache["data"]
+    return load
+
+
+def expected_loader():
+    cache = {}
+
+    def load():
+        if "expected" not in cache:
+            import numpy as np
+            path = os.path.join(TESTS_DIR, "public", "fixtures", "expected.npz")
+            with np.load(path, allow_pickle=False) as npz:
+                cache["expected"] = {k: npz[k] for k in npz.files}
+        return cache["expected"]
+    return load
+
+
+def worker_identity(config):
+    """(uid, gid) of the unprivileged worker user when root, else None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return None
+    name = config["grading"]["worker_user"]
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise RuntimeError(f"config grading.worker_user: there is no user {name!r} on this machine") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def worker_env(config, scratch_home):
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
+           "HOME": scratch_home, "TMPDIR": scratch_home, "MPLCONFIGDIR": scratch_home,
+           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "FMNIST_NO_DOWNLOAD": "1"}
+    if os.name == "nt":
+        env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", FMNIST_NO_DOWNLOAD="1")
+    threads = config["grading"].get("worker_threads", 0)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
+
+
+def lock_down(paths):
+    """As root in the Gradescope layout: make grader folders unreadable to the worker."""
+    for path, mode in paths:
+        if os.path.exists(path):
+            os.chmod(path, mode)
+
+
+def check_interpreter(python, user, env):
+    """The worker's interpreter must start as the worker user."""
+    if user is None:
+        return None
+    try:
+        proc = subprocess.run([python, "-I", "-c", "import numpy"], user=user[0], group=user[1], extra_groups=[],
+                              env=env, cwd="/", capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{exc}"
+    if proc.returncode != 0:
+        return proc.stderr.decode("utf-8", "replace")[-500:]
+    return None
+
+
+def number_tests(records):
+    counters = {}
+    for rec in records:
+        if rec["number"] is None:
+            major = FILE_ORDER.get(rec["file"], 9)
+            counters[major] = counters.get(major, 0) + 1
+            rec["number"] = f"{major}.{counters[major]}"
+        if "[" in rec["test"] and "[" not in rec["name"]:
+            rec["name"] += " [" + rec["test"].split("[", 1)[1]
+        rec["tags"] = [rec["file"], rec["kind"]]
+    return records
+
+
+def score_table(result):
+    rows = [f"{'#':>5}  {'test':<64} {'score':>11}  status"]
+    per_file = {}
+    for t in result["tests"]:
+        rows.append(f"{t['number']:>5}  {t['name'][:64]:<64} {t['score']:>5g}/{t['max_score']:<5g}  {t['status']}")
+        f = t["tags"][0]
+        got, of = per_file.get(f, (0.0, 0.0))
+        per_file[f] = (got + t["score"], of + t["max_score"])
+    rows.append("")
+    for f, (got, of) in per_file.items():
+        rows.append(f"  {f:<14} {got:g} / {of:g}")
+    total = sum(t["max_score"] for t in result["tests"])
+    rows.append(f"  {'TOTAL':<14} {result['score']:g} / {total:g}")
+    return "\n".join(rows)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Grade one submission of the neural-networks assignment.")
+    p.add_argument("--submission", required=True, help="folder with the student's files (any nesting)")
+    p.add_argument("--results", required=True, help="where to write results.json")
+    p.add_argument("--tests", choices=("public", "hidden", "all"), default="all")
+    p.add_argument("--files", default=",".join(GRADED), help="comma-separated file stems to grade")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
+    p.add_argument("--config", default=None, help="config file (default autograder/config.toml)")
+    p.add_argument("--data-dir", default=os.environ.get("FMNIST_DIR"), help="Fashion-MNIST folder")
+    p.add_argument("--lock", nargs="*", default=[], help="folders to make root-only before grading (Gradescope)")
+    p.add_argument("--quiet", action="store_true", help="do not print the score table")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+    try:
+        config = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        results.atomic_write(args.results, results.initial(None, f"The autograder is misconfigured: {exc}"))
+        return 0
+    results.atomic_write(args.results, results.initial(
+        config, "Grading did not finish. If this message stays, the grader was stopped before the end."))
+    if args.lock:
+        lock_down([(p, 0o700) for p in args.lock])
+    files = [f for f in args.files.split(",") if f]
+    unknown = [f for f in files if f not in GRADED]
+    if unknown:
+        print(f"grader: --files: unknown file(s) {unknown}; choose from {', '.join(GRADED)}", file=sys.stderr)
+        return 2
+    if not os.path.isdir(args.submission):
+        msg = f"The submission folder {args.submission} does not exist."
+        results.atomic_write(args.results, results.initial(config, msg))
+        print(f"grader: {msg}", file=sys.stderr)
+        return 0
+
+    workdir = tempfile.mkdtemp(prefix="nnag-")
+    os.chmod(workdir, 0o711)
+    session = None
+    try:
+        user = worker_identity(config)
+        found, warnings = find_files(args.submission)
+        scratch, notes = {}, list(warnings)
+        for stem in files:
+            if f"{stem}.py" in found:
+                scratch[stem], file_notes = make_scratch(workdir, stem, found, UTILS_PATH, config["size_limits"],
+                                                         owner=user)
+                notes += file_notes
+        runtime = client.prepare_runtime(os.path.join(workdir, "runtime"))
+        home = os.path.join(workdir, "home")
+        os.makedirs(home)
+        if user:
+            os.chown(home, *user)
+        env = worker_env(config, home)
+        problem = check_interpreter(sys.executable, user, env)
+        if problem:
+            raise RuntimeError(f"the worker user cannot run {sys.executable}: {problem}. Put the grader's "
+                               "virtual environment where that user can read it (see DEVELOPERS.md).")
+
+        from . import plugin, session as session_mod
+        session = session_mod.Session(config, scratch, runtime, python=sys.executable, user=user, worker_env=env)
+        plugin.STATE.clear()
+        plugin.STATE.update(session=session, config=config, records={}, load_data=data_loader(args.data_dir),
+                            expected=expected_loader(), leaderboard=[])
+        test_dirs = [os.path.join(TESTS_DIR, kind) for kind in (("public", "hidden") if args.tests == "all"
+                                                                else (args.tests,))]
+        test_files = [os.path.join(d, f) for d in test_dirs if os.path.isdir(d) for f in sorted(os.listdir(d))
+                      if f.startswith("test_") and f.endswith(".py")
+                      and any(f.startswith(f"test_{stem}") for stem in files)]
+        pytest_args = ["-c", os.path.join(GRADER_DIR, "pytest.ini"), "--rootdir", GRADER_DIR,
+                       "-p", "grader.plugin", "-p", "no:cacheprovider", "-p", "no:warnings", "-qq", "--no-header", "-p", "no:randomly",
+                       "--tb=no", "-rN", "--confcutdir", GRADER_DIR] + test_files
+        if args.keyword:
+            pytest_args += ["-k", args.keyword]
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        import pytest
+        if test_files:
+            pytest.main(pytest_args)
+        records = number_tests(sorted(plugin.STATE["records"].values(),
+                                      key=lambda r: (FILE_ORDER.get(r["file"], 9), r["kind"] == "hidden")))
+        output_lines = [f"Autograder {VERSION}."]
+        output_lines += [f"Note: {n}" for n in notes]
+        missing = [f"{stem}.py" for stem in files if f"{stem}.py" not in found]
+        if missing:
+            output_lines.append("Not found in your submission: " + ", ".join(missing))
+        internal = plugin.STATE.get("internal_errors", [])
+        for tb in internal:
+            print("INTERNAL GRADER ERROR\n" + tb)
+        result = results.build(records, config, time.time() - start, "\n".join(output_lines),
+                               leaderboard=plugin.STATE.get("leaderboard"),
+                               extra={"files_graded": files, "internal_errors": len(internal)})
+    except Exception as exc:  # noqa: BLE001 - the results file must say what happened
+        import traceback
+        traceback.print_exc()
+        result = results.initial(config, f"The autograder failed before finishing: {exc}. "
+                                         "This is not your fault; please tell the instructor.")
+        result["execution_time"] = int(time.time() - start)
+    finally:
+        if session is not None:
+            session.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    problems = results.validate(result)
+    if problems:
+        print("grader: results failed validation: " + "; ".join(problems), file=sys.stderr)
+    results.atomic_write(args.results, result)
+    if not args.quiet:
+        print(score_table(result) if result["tests"] else result["output"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Grading session: one worker per submitted file, and the API tests use.
+
+Tests never see student objects, only handles:
+
+    ann = numpy_ann.new("NumpyANN", 4, 3, 2, 0.1)
+    out = ann.call("_forward", X)          # plain data back
+    W1 = ann.get("W1")
+
+A file that is missing, or fails or hangs at import, is recorded once; every
+later request for it fails at once with that message.
+"""
+import os
+import tempfile
+
+import numpy as np
+
+from . import client
+from .checks import GradeFailure
+from .submission import ALLOWLIST
+
+
+class Unavailable(GradeFailure):
+    """The student's file cannot be used (missing, or broken at import)."""
+
+
+def data(array, dtype="float64", scale=1.0, shape=None, torch=False):
+    """Send uint8/float ``array`` compactly; the worker converts it (trusted code)."""
+    spec = {"array": np.ascontiguousarray(array), "dtype": dtype, "scale": scale, "torch": torch}
+    if shape is not None:
+        spec["shape"] = list(shape)
+    return {"__data__": spec}
+
+
+def onehot(labels, classes=10, dtype="float64", torch=False):
+    return {"__onehot__": {"labels": np.asarray(labels, dtype=np.int64), "classes": classes,
+                           "dtype": dtype, "torch": torch}}
+
+
+def tensor(array):
+    return {"__tensor__": np.ascontiguousarray(array)}
+
+
+class Handle:
+    """An object living in a worker."""
+
+    def __init__(self, student_file, handle, label):
+        self.file = student_file
+        self.handle = handle
+        self.label = label
+
+    def ref(self):
+        return {"__ref__": self.handle}
+
+    def call(self, method, *args, timeout=None, keep=False, **kwargs):
+        value = self.file.request("call", timeout, what=f"{self.label}.{method}", target=self.handle,
+                                  method=method, args=list(args), kwargs=kwargs, keep=keep)
+        return Handle(self.file, value["handle"], f"{self.label}.{method}()") if keep else value
+
+    def get(self, name, timeout=None):
+        return self.file.request("getattr", timeout, what=f"{self.label}.{name}", target=self.handle, name=name)
+
+    def set(self, name, value, timeout=None):
+        return self.file.request("setattr", timeout, what=f"{self.label}.{name}", target=self.handle,
+                                 name=name, value=value)
+
+    def state_dict(self, attr=None):
+        return self.file.request("state_dict", None, what=f"{self.label}.state_dict", target=self.handle,
+                                 attr=attr)
+
+    def layers(self, attr=None):
+        return self.file.request("layers", None, what=f"{self.label}.{attr or ''}", target=self.handle, attr=attr)
+
+    def set_mode(self, training, attr=None):
+        return self.file.request("set_mode", None, what=f"{self.label}.{attr}.train({training})",
+                                 target=self.handle, attr=attr, training=training)
+
+    def load_weights(self, path, timeout=None):
+        return self.file.request("load_weights", timeout, what=f"loading {path}", target=self.handle, path=path)
+
+    def spy(self, method):
+        return self.file.request("spy", None, what="spy", target=self.handle, method=method)
+
+    def spy_log(self, method):
+        return self.file.request("spy_log", None, what="spy", target=self.handle, method=method)
+
+
+class StudentFile:
+    def __init__(self, session, stem):
+        self.session = session
+        self.stem = stem
+        self.filename = ALLOWLIST[stem][0]
+        self.worker = None
+        self.broken = None
+
+    def _ensure(self):
+        if self.broken:
+            raise Unavailable(self.broken)
+        if self.worker is not None and self.worker.alive():
+            return
+        s = self.session
+        if self.stem not in s.scratch:
+            raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
+        self.worker = client.Worker(self.stem, s.scratch[self.stem], s.runtime, python=s.python, user=s.user,
+                                    env=s.worker_env, output_cap=s.config["grading"]["output_cap"])
+        try:
+            self.worker.start()
+            self.worker.request("import", s.config["time_limits"]["import"])
+        except client.StudentError as exc:
+            self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
+            self.worker.stop()
+            raise Unavailable(self.broken) from None
+        except (client.WorkerFailure, OSError) as exc:
+            self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
+            self.worker.stop()
+            raise Unavailable(self.broken) from None
+
+    def broken_message(self, text):
+        return text + f"\nEvery test of {self.filename} fails with this message."
+
+    def request(self, op, timeout, what="", **fields):
+        self._ensure()
+        limit = timeout or self.session.config["time_limits"]["call"]
+        try:
+            return self.worker.request(op, limit, **fields)
+        except client.StudentError as exc:
+            raise GradeFailure(f"{what} raised {exc}") from None
+        except client.WorkerFailure as exc:
+            self.worker.stop()  # restarted for the next test
+            raise GradeFailure(f"{what}: {exc}") from None
+
+    def new(self, cls, *args, timeout=None, **kwargs):
+        value = self.request("new", timeout, what=f"{cls}(...)", cls=cls, args=list(args), kwargs=kwargs)
+        return Handle(self, value["handle"], cls)
+
+    def call(self, function, *args, timeout=None, keep=False, **kwargs):
+        value = self.request("call", timeout, what=function, target="module", method=function,
+                             args=list(args), kwargs=kwargs, keep=keep)
+        return Handle(self, value["handle"], f"{function}()") if keep else value
+
+    def seed(self, seed):
+        self.request("seed", None, what="seeding", seed=seed)
+
+    def path(self, name):
+        """Path of an allowlisted file in this file's scratch folder (None if absent)."""
+        scratch = self.session.scratch.get(self.stem)
+        path = os.path.join(scratch, name) if scratch else None
+        return path if path and os.path.isfile(path) else None
+
+    def output(self):
+        return self.worker.output_text() if self.worker else ""
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.stop()
+
+
+class Session:
+    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None):
+        self.config = config
+        self.scratch = scratch          # stem -> scratch folder
+        self.runtime = runtime
+        self.python = python
+        self.user = user
+        self.worker_env = worker_env
+        self.files = {}
+
+    def file(self, stem):
+        if stem not in self.files:
+            self.files[stem] = StudentFile(self, stem)
+        return self.files[stem]
+
+    def close(self):
+        for f in self.files.values():
+            f.close()
+
+
+def new_tempdir(prefix):
+    return tempfile.mkdtemp(prefix=prefix)

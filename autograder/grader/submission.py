@@ -1,0 +1,74 @@
+"""Find the expected files anywhere in an upload and copy them into scratch folders.
+
+Only names on the allowlist are copied (case-insensitive match, any folder
+depth).  Symbolic links are ignored.  Nothing else from the upload is ever
+placed where Python could load it.
+"""
+import os
+import shutil
+
+# graded file stem -> the files its worker gets (the first is the code)
+ALLOWLIST = {
+    "numpy_ann": ("numpy_ann.py",),
+    "pytorch_ann": ("pytorch_ann.py", "pytorch_ann_train_val_metrics.png"),
+    "pytorch_cnn": ("pytorch_cnn.py", "pytorch_cnn_train_val_metrics.png"),
+    "fashionmnist": ("fashionmnist.py", "fmnist.pth", "fmnist_training_loss.png",
+                     "fmnist_misclassified.png", "fmnist_correct.png"),
+}
+GRADED = tuple(ALLOWLIST)
+ALL_NAMES = {name for names in ALLOWLIST.values() for name in names}
+
+
+def find_files(upload):
+    """Return ({lower-case name: path}, [warnings]) for allowlisted names in ``upload``."""
+    candidates = {}
+    for dirpath, dirnames, filenames in os.walk(upload, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))
+                             and d not in ("__MACOSX", "__pycache__"))
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if name.lower() in ALL_NAMES and os.path.isfile(path) and not os.path.islink(path):
+                candidates.setdefault(name.lower(), []).append(path)
+    found, warnings = {}, []
+    for name, paths in sorted(candidates.items()):
+        paths.sort(key=lambda p: (os.path.relpath(p, upload).count(os.sep), os.path.relpath(p, upload)))
+        found[name] = paths[0]
+        if len(paths) > 1:
+            others = ", ".join(os.path.relpath(p, upload) for p in paths[1:])
+            warnings.append(f"{len(paths)} files named {name}: graded {os.path.relpath(paths[0], upload)}, "
+                            f"ignored {others}")
+        elif os.path.basename(paths[0]) != name or os.path.dirname(paths[0]) != os.path.normpath(upload):
+            warnings.append(f"found {name} as {os.path.relpath(paths[0], upload)}")
+    return found, warnings
+
+
+def copy_capped(src, dest, limit):
+    """Copy at most ``limit`` bytes; returns False (and copies nothing) when larger."""
+    if os.path.getsize(src) > limit:
+        return False
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    return True
+
+
+def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
+    """Create ``base/stem`` with the file's allowlisted files and the shipped utils.py.
+
+    Returns (scratch path, [notes]).  ``owner`` is (uid, gid) to hand the folder to.
+    """
+    scratch = os.path.join(base, stem)
+    os.makedirs(scratch)
+    notes = []
+    shutil.copy(utils_path, os.path.join(scratch, "utils.py"))
+    for name in ALLOWLIST[stem]:
+        if name in found:
+            limit = size_limits.get(name, size_limits["default"])
+            if not copy_capped(found[name], os.path.join(scratch, name), limit):
+                notes.append(f"{name} is larger than the limit of {limit} bytes and was not used")
+    if owner is not None:
+        for dirpath, _, filenames in os.walk(scratch):
+            os.chown(dirpath, *owner)
+            for name in filenames:
+                os.chown(os.path.join(dirpath, name), *owner)
+    os.chmod(scratch, 0o700)
+    return scratch, notes

@@ -1,0 +1,243 @@
+"""The worker: runs one student file and answers the grader's requests.
+
+Started as ``python -I worker.py <scratch dir> <module>``.  The protocol uses
+private copies of stdin/stdout; the student's prints go to stderr, which the
+grader caps.  Everything sent back is plain data (see protocol.py).  This
+process is untrusted: the grader checks every answer itself.
+"""
+import os
+import sys
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import protocol  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features",
+               "out_features", "p", "num_features", "eps", "momentum", "bias")
+
+
+class Worker:
+    def __init__(self, scratch, module_name):
+        self.scratch = scratch
+        self.module_name = module_name
+        self.module = None
+        self.objects = {}
+        self.spies = {}
+
+    # -- conversions ---------------------------------------------------------
+    def decode_arg(self, value):
+        if isinstance(value, dict):
+            if "__ref__" in value:
+                return self.objects[value["__ref__"]]
+            if "__data__" in value:
+                spec = value["__data__"]
+                arr = spec["array"].astype(spec.get("dtype", "float64")) * spec.get("scale", 1.0)
+                arr = arr.astype(spec.get("dtype", "float64")).reshape(spec.get("shape", arr.shape))
+                return self._maybe_torch(arr, spec)
+            if "__onehot__" in value:
+                spec = value["__onehot__"]
+                labels = spec["labels"].astype(np.int64)
+                arr = np.zeros((labels.shape[0], spec["classes"]), dtype=spec.get("dtype", "float64"))
+                arr[np.arange(labels.shape[0]), labels] = 1
+                return self._maybe_torch(arr, spec)
+            if "__tensor__" in value:
+                import torch
+                return torch.from_numpy(np.array(value["__tensor__"]))
+            return {k: self.decode_arg(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.decode_arg(v) for v in value]
+        return value
+
+    @staticmethod
+    def _maybe_torch(arr, spec):
+        if spec.get("torch"):
+            import torch
+            return torch.from_numpy(np.ascontiguousarray(arr))
+        return arr
+
+    def to_plain(self, value, depth=0):
+        if depth > 20:
+            return {"__object__": "nesting too deep"}
+        if value is None or isinstance(value, (bool, str)):
+            return value if type(value) in (bool, str) or value is None else str(value)
+        if isinstance(value, (int, float, np.generic)) and not isinstance(value, np.ndarray):
+            try:
+                number = value.item() if isinstance(value, np.generic) else value
+                return bool(number) if isinstance(number, bool) else (
+                    int(number) if isinstance(number, int) else float(number))
+            except (TypeError, ValueError):
+                return {"__object__": type(value).__name__}
+        if isinstance(value, np.ndarray):
+            if value.dtype == object:
+                return [self.to_plain(v, depth + 1) for v in value.tolist()]
+            if value.dtype.name not in protocol.ALLOWED_DTYPES:
+                return {"__object__": f"ndarray of dtype {value.dtype}"}
+            return np.array(value, copy=True)
+        if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+            return {"__torch__": value.detach().cpu().numpy().copy(), "dtype": str(value.dtype)}
+        if isinstance(value, (list, tuple)):
+            return [self.to_plain(v, depth + 1) for v in value]
+        if isinstance(value, dict):
+            return {str(k): self.to_plain(v, depth + 1) for k, v in value.items()}
+        kind = type(value).__name__
+        if kind == "Figure" and hasattr(value, "axes"):
+            return {"__figure__": [self.describe_axes(ax) for ax in value.axes]}
+        if hasattr(value, "get_lines") and hasattr(value, "get_title"):
+            return {"__axes__": self.describe_axes(value)}
+        return {"__object__": kind}
+
+    @staticmethod
+    def describe_axes(ax):
+        legend = ax.get_legend()
+        return {
+            "title": str(ax.get_title()), "xlabel": str(ax.get_xlabel()), "ylabel": str(ax.get_ylabel()),
+            "lines": [{"label": str(line.get_label()),
+                       "x": np.asarray(line.get_xdata(), dtype=np.float64),
+                       "y": np.asarray(line.get_ydata(), dtype=np.float64)} for line in ax.get_lines()],
+            "legend": None if legend is None else [str(t.get_text()) for t in legend.get_texts()],
+        }
+
+    # -- operations ------------------------------------------------------------
+    def target(self, request):
+        handle = request.get("target")
+        return self.module if handle in (None, "module") else self.objects[handle]
+
+    def store(self, obj):
+        handle = f"h{len(self.objects)}"
+        self.objects[handle] = obj
+        return handle
+
+    def op_import(self, request):
+        import importlib
+        sys.path.insert(0, self.scratch)
+        os.chdir(self.scratch)
+        self.module = importlib.import_module(self.module_name)
+        return None
+
+    def op_seed(self, request):
+        import random
+        random.seed(request["seed"])
+        np.random.seed(request["seed"])
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(request["seed"])
+        return None
+
+    def op_new(self, request):
+        cls = getattr(self.module, request["cls"])
+        obj = cls(*self.decode_arg(request.get("args", [])), **self.decode_arg(request.get("kwargs", {})))
+        return {"handle": self.store(obj)}
+
+    def op_call(self, request):
+        fn = getattr(self.target(request), request["method"])
+        result = fn(*self.decode_arg(request.get("args", [])), **self.decode_arg(request.get("kwargs", {})))
+        if request.get("keep"):
+            return {"handle": self.store(result)}
+        return self.to_plain(result)
+
+    def op_getattr(self, request):
+        return self.to_plain(getattr(self.target(request), request["name"]))
+
+    def op_setattr(self, request):
+        setattr(self.target(request), request["name"], self.decode_arg(request["value"]))
+        return None
+
+    def _module_of(self, request):
+        obj = self.target(request)
+        return getattr(obj, request["attr"]) if request.get("attr") else obj
+
+    def op_state_dict(self, request):
+        return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).state_dict().items()}
+
+    def op_layers(self, request):
+        layers = []
+        for child in self._module_of(request).children():
+            entry = {"type": type(child).__name__}
+            for name in LAYER_ATTRS:
+                if hasattr(child, name):
+                    value = getattr(child, name)
+                    if name == "bias":
+                        value = value is not None
+                    entry[name] = list(value) if isinstance(value, tuple) else value
+            layers.append(self.to_plain(entry))
+        return layers
+
+    def op_set_mode(self, request):
+        import torch
+        torch.nn.Module.train(self._module_of(request), bool(request["training"]))
+        return None
+
+    def op_load_weights(self, request):
+        import torch
+        state = torch.load(os.path.join(self.scratch, request["path"]), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError(f"{request['path']} must hold a state_dict (a dict of tensors), "
+                             f"not a {type(state).__name__}; save it with torch.save(model.state_dict(), ...)")
+        self._module_of(request).load_state_dict(state)
+        return None
+
+    def op_spy(self, request):
+        obj = self.target(request)
+        method = request["method"]
+        original = getattr(obj, method)
+        log = self.spies.setdefault(f"{request.get('target')}.{method}", [])
+
+        def spy(*args, **kwargs):
+            log.append([list(np.shape(a)) if hasattr(a, "shape") else None for a in args])
+            return original(*args, **kwargs)
+
+        setattr(obj, method, spy)
+        return None
+
+    def op_spy_log(self, request):
+        return self.spies.get(f"{request.get('target')}.{request['method']}", [])
+
+    def handle(self, request):
+        op = getattr(self, "op_" + str(request.get("op")), None)
+        if op is None:
+            return {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {request.get('op')}"}}
+        try:
+            return {"ok": True, "value": op(request)}
+        except BaseException as exc:  # noqa: BLE001 - report every student failure as data
+            return {"ok": False, "error": self.describe_error(exc)}
+
+    def describe_error(self, exc):
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if os.path.dirname(os.path.abspath(f.filename)) == os.path.abspath(self.scratch)]
+        where = None
+        if frames:
+            f = frames[-1]
+            where = f"{os.path.basename(f.filename)}, line {f.lineno}, in {f.name}: {(f.line or '').strip()}"
+        try:
+            message = str(exc)[:2000]
+        except BaseException:  # noqa: BLE001
+            message = "<unprintable>"
+        return {"type": type(exc).__name__, "message": message, "where": where}
+
+
+def main():
+    scratch, module_name = sys.argv[1], sys.argv[2]
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # student prints -> stderr
+    sys.stdout = sys.stderr
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    worker = Worker(scratch, module_name)
+    while True:
+        try:
+            request = protocol.read_message(proto_in)
+        except EOFError:
+            return
+        reply = worker.handle(request)
+        try:
+            protocol.write_message(proto_out, reply)
+        except protocol.ProtocolError as exc:
+            protocol.write_message(proto_out, {"ok": False, "error": {"type": "ProtocolError", "message": str(exc)}})
+
+
+if __name__ == "__main__":
+    main()
