@@ -10,6 +10,26 @@ class GradeFailure(AssertionError):
     """A test failed; the message is shown to the student as it is."""
 
 
+class PartialCredit(GradeFailure):
+    """A failed test that still earns ``fraction`` of its points."""
+
+    def __init__(self, fraction, message):
+        super().__init__(message)
+        self.fraction = fraction
+
+
+def check_threshold(accuracy, threshold, what, config, detail=""):
+    """Pass at or above ``threshold``; partial credit just below it when the config enables it."""
+    line = f"{what}: accuracy {accuracy:.4f}, threshold {threshold:.2f}" + (f" ({detail})" if detail else "")
+    if accuracy >= threshold:
+        return line
+    partial = config["partial_credit"]
+    if partial["fraction"] > 0 and accuracy >= threshold - partial["window"]:
+        raise PartialCredit(partial["fraction"], line + f": below the threshold by less than {partial['window']},"
+                                                        f" {partial['fraction']:.0%} of the points")
+    fail(line + ": below the threshold")
+
+
 def fail(message):
     raise GradeFailure(message)
 
@@ -101,3 +121,67 @@ def assert_close(value, expected, what, given="", hint="", rtol=1e-5, atol=1e-7)
 def describe_input(name, arr):
     arr = np.asarray(arr)
     return f"{name} of {shape_of(arr)} ({arr.dtype})"
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(path, name):
+    """The file must exist and be a complete PNG image (signature, IHDR, IEND)."""
+    if path is None:
+        fail(f"{name} was not found (it must be written next to your code)")
+    with open(path, "rb") as fh:
+        head = fh.read(33)
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - 12))
+        tail = fh.read()
+    if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        fail(f"{name} is not a PNG image; save it with fig.savefig('{name}')")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if width == 0 or height == 0 or tail[4:8] != b"IEND":
+        fail(f"{name} is an incomplete PNG image")
+    return width, height
+
+
+def check_metrics(metrics, epochs, what):
+    """train_val_metrics: the four keys, each a list of ``epochs`` finite numbers."""
+    keys = ("train_losses", "train_accs", "val_losses", "val_accs")
+    if not isinstance(metrics, dict) or any(k not in metrics for k in keys):
+        fail(f"{what}.train_val_metrics must be a dict with the keys {', '.join(keys)}; got {kind_of(metrics)}"
+             + (f" with keys {sorted(metrics)}" if isinstance(metrics, dict) else ""))
+    out = {}
+    for k in keys:
+        arr = as_array(metrics[k], f"{what}.train_val_metrics[{k!r}]")
+        if arr.shape != (epochs,):
+            fail(f"{what}.train_val_metrics[{k!r}] has {arr.size} entries after {epochs} epochs; expected one "
+                 "per epoch")
+        if not np.all(np.isfinite(arr)):
+            fail(f"{what}.train_val_metrics[{k!r}] holds NaN or infinite values")
+        out[k] = arr
+    for k in ("train_accs", "val_accs"):
+        if np.any(out[k] < 0) or np.any(out[k] > 1):
+            fail(f"{what}.train_val_metrics[{k!r}] must hold fractions between 0 and 1; got {out[k].tolist()}")
+    return out
+
+
+def check_metrics_figure(returned, metrics, what):
+    """plot_train_val_metrics() returned (fig, axes): two panels, loss and accuracy, train and validation."""
+    if not isinstance(returned, list) or len(returned) != 2 or not isinstance(returned[0], dict) \
+            or "__figure__" not in returned[0]:
+        fail(f"{what} must return (fig, axes); got {kind_of(returned)}")
+    panels = returned[0]["__figure__"]
+    if len(panels) != 2:
+        fail(f"{what}: the figure has {len(panels)} axes; expected 2 side by side (loss, accuracy)")
+    for pair, title in ((("train_losses", "val_losses"), "loss"), (("train_accs", "val_accs"), "accuracy")):
+        wanted = [metrics[k] for k in pair]
+        for panel in panels:
+            ys = [np.asarray(line["y"], dtype=np.float64) for line in panel["lines"]]
+            if all(any(y.shape == w.shape and np.allclose(y, w, rtol=1e-4, atol=1e-6) for y in ys)
+                   for w in wanted):
+                if not (panel["xlabel"] and (panel["ylabel"] or panel["title"])):
+                    fail(f"{what}: the {title} panel needs axis labels")
+                break
+        else:
+            fail(f"{what}: no panel shows both the training and the validation {title} "
+                 f"({pair[0]} and {pair[1]} from train_val_metrics)")

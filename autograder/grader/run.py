@@ -199,7 +199,8 @@ def main(argv=None):
                                "virtual environment where that user can read it (see DEVELOPERS.md).")
 
         from . import plugin, session as session_mod
-        session = session_mod.Session(config, scratch, runtime, python=sys.executable, user=user, worker_env=env)
+        session = session_mod.Session(config, scratch, runtime, python=sys.executable, user=user, worker_env=env,
+                                      found=found)
         plugin.STATE.clear()
         plugin.STATE.update(session=session, config=config, records={}, load_data=data_loader(args.data_dir),
                             expected=expected_loader(), leaderboard=[])

@@ -146,6 +146,17 @@ class StudentFile:
         path = os.path.join(scratch, name) if scratch else None
         return path if path and os.path.isfile(path) else None
 
+    def fresh_path(self, name):
+        """Path where the worker will write ``name``; any submitted copy is removed first."""
+        path = os.path.join(self.session.scratch[self.stem], name)
+        if os.path.lexists(path):
+            os.remove(path)
+        return path
+
+    def submitted_path(self, name):
+        """Path of ``name`` as uploaded (None if absent)."""
+        return self.session.found.get(name)
+
     def output(self):
         return self.worker.output_text() if self.worker else ""
 
@@ -155,8 +166,9 @@ class StudentFile:
 
 
 class Session:
-    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None):
+    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None):
         self.config = config
+        self.found = found or {}
         self.scratch = scratch          # stem -> scratch folder
         self.runtime = runtime
         self.python = python
