@@ -23,7 +23,7 @@ def _encode(obj, arrays):
     if isinstance(obj, np.ndarray):
         if obj.dtype.name not in ALLOWED_DTYPES:
             raise ProtocolError(f"arrays of dtype {obj.dtype} cannot be sent")
-        arrays.append(np.ascontiguousarray(obj))
+        arrays.append(obj if obj.flags.c_contiguous else np.array(obj, order="C"))
         return {"__nd__": len(arrays) - 1}
     if isinstance(obj, dict):
         return {str(k): _encode(v, arrays) for k, v in obj.items()}

@@ -83,8 +83,11 @@ def cnn_predict(state, X_uint8, chunk=1000):
     import torch
     model = reference_cnn()
     expected = model.state_dict()
-    if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(expected[k].shape) for k in expected):
-        raise ValueError("the trained model's state_dict does not match the assignment's architecture")
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and tuple(np.shape(state[k])) != tuple(expected[k].shape)]
+    if missing or extra or wrong:
+        raise ValueError("the trained model's state_dict does not match the assignment's architecture "
+                         f"(missing {missing[:4]}, unexpected {extra[:4]}, wrong shapes {wrong[:4]})")
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)).to(expected[k].dtype) for k, v in state.items()})
     model.eval()
     out = []
@@ -93,3 +96,29 @@ def cnn_predict(state, X_uint8, chunk=1000):
             x = torch.from_numpy(X_uint8[s:s + chunk].astype(np.float32) / 255.0).unsqueeze(1)
             out.append(model(x).argmax(dim=1).numpy())
     return np.concatenate(out)
+
+
+def ann_sgd_steps(state, X, y, lr, steps):
+    """Full-batch SGD on the mean cross-entropy of Linear-ReLU-Linear (state_dict naming)."""
+    s = {k: np.array(v, dtype=np.float64) for k, v in state.items()}
+    n = X.shape[0]
+    for _ in range(steps):
+        z1 = X @ s["0.weight"].T + s["0.bias"]
+        h = relu(z1)
+        p = softmax(h @ s["2.weight"].T + s["2.bias"])
+        d2 = (p - y) / n
+        d1 = (d2 @ s["2.weight"]) * (z1 > 0)
+        grads = {"2.weight": d2.T @ h, "2.bias": d2.sum(axis=0), "0.weight": d1.T @ X, "0.bias": d1.sum(axis=0)}
+        for k, g in grads.items():
+            s[k] -= lr * g
+    return s
+
+
+def judgement(metrics, gap=0.05, floor=0.80):
+    """The rule stated in the handout's report_my_judgement docstring."""
+    t, v = float(metrics["train_accs"][-1]), float(metrics["val_accs"][-1])
+    if t - v > gap:
+        return "overfitting"
+    if t < floor:
+        return "underfitting"
+    return "generalizing"

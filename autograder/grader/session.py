@@ -70,6 +70,9 @@ class Handle:
     def layers(self, attr=None):
         return self.file.request("layers", None, what=f"{self.label}.{attr or ''}", target=self.handle, attr=attr)
 
+    def param_count(self, attr=None):
+        return self.file.request("param_count", None, what=f"{self.label}.parameters()", target=self.handle, attr=attr)
+
     def set_mode(self, training, attr=None):
         return self.file.request("set_mode", None, what=f"{self.label}.{attr}.train({training})",
                                  target=self.handle, attr=attr, training=training)

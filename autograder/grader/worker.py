@@ -164,6 +164,9 @@ class Worker:
             layers.append(self.to_plain(entry))
         return layers
 
+    def op_param_count(self, request):
+        return int(sum(p.numel() for p in self._module_of(request).parameters() if p.requires_grad))
+
     def op_set_mode(self, request):
         import torch
         torch.nn.Module.train(self._module_of(request), bool(request["training"]))

@@ -1,0 +1,83 @@
+"""Hidden tests of pytorch_ann.py."""
+import numpy as np
+import pytest
+
+from grader import refmath
+from grader.checks import as_array, assert_close, check_metrics, check_threshold, fail
+from grader.plugin import note
+from grader.session import data, onehot, tensor
+
+
+def test_loss_and_optimizer_are_cross_entropy_and_sgd(pytorch_ann):
+    """PyTorchANN.train: two full-batch epochs equal two SGD steps on the mean cross-entropy"""
+    rng = np.random.default_rng(3)
+    X = rng.random((16, 7)).astype(np.float32)
+    y = rng.integers(0, 4, 16)
+    net = pytorch_ann.new("PyTorchANN", 7, 6, 4, random_seed=5)
+    state = net.state_dict("model")
+    expected = refmath.ann_sgd_steps(state, X.astype(np.float64), np.eye(4)[y], lr=0.5, steps=2)
+    net.call("train", tensor(X), onehot(y, 4, "float32", torch=True), tensor(X), onehot(y, 4, "float32", torch=True),
+             epochs=2, batch_size=16, learning_rate=0.5)
+    after = net.state_dict("model")
+    for k in expected:
+        assert_close(after.get(k), expected[k], f"self.model[{k}] after train(epochs=2, batch_size=N)",
+                     "X float32 of shape (16, 7)", "use nn.CrossEntropyLoss, torch.optim.SGD(lr=learning_rate) "
+                     "and optimizer.zero_grad() before every backward()", rtol=1e-3, atol=1e-5)
+
+
+def test_predict_keeps_weights_and_seed_is_deterministic(pytorch_ann):
+    """PyTorchANN: predict leaves the weights alone; the same seed gives the same model"""
+    X = np.random.default_rng(4).random((9, 5)).astype(np.float32)
+    a = pytorch_ann.new("PyTorchANN", 5, 4, 3, random_seed=11)
+    b = pytorch_ann.new("PyTorchANN", 5, 4, 3, random_seed=11)
+    sa, sb = a.state_dict("model"), b.state_dict("model")
+    for k in sa:
+        assert_close(sb[k], sa[k], f"self.model[{k}] of two models built with random_seed=11")
+    a.call("predict", tensor(X))
+    for k, v in a.state_dict("model").items():
+        assert_close(v, sa[k], f"self.model[{k}] after predict", hint="predict must not train")
+
+
+def train_main_config(pytorch_ann, fmnist_data, config, n, epochs):
+    X_train, y_train, _, _ = fmnist_data
+    b = config["budget"]["pytorch_ann"]
+    pytorch_ann.seed(b["seed"])
+    net = pytorch_ann.new("PyTorchANN", 784, b["hidden_size"], 10)
+    val = slice(50000, 60000)
+    net.call("train", data(X_train[:n], "float32", 1 / 255, (n, 784), torch=True),
+             onehot(y_train[:n], 10, "float32", torch=True),
+             data(X_train[val], "float32", 1 / 255, (10000, 784), torch=True),
+             onehot(y_train[val], 10, "float32", torch=True), epochs=epochs, batch_size=b["batch_size"],
+             learning_rate=b["lr"], timeout=config["time_limits"]["train_pytorch_ann"])
+    return net
+
+
+@pytest.mark.weight(4)
+@pytest.mark.visibility("visible")
+def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
+    """PyTorchANN reaches the accuracy threshold on Fashion-MNIST (grader-computed)"""
+    b = config["budget"]["pytorch_ann"]
+    net = train_main_config(pytorch_ann, fmnist_data, config, b["train_images"], b["epochs"])
+    state = net.state_dict("model")
+    shapes = {"0.weight": (b["hidden_size"], 784), "0.bias": (b["hidden_size"],), "2.weight": (10, b["hidden_size"]),
+              "2.bias": (10,)}
+    state = {k: as_array(state.get(k), f"trained self.model[{k}]", shape=shape) for k, shape in shapes.items()}
+    _, _, X_test, y_test = fmnist_data
+    m = b["test_images"]
+    logits = refmath.linear_relu_linear_logits(state, X_test[:m].reshape(m, 784) / 255.0)
+    acc = refmath.accuracy(logits.argmax(axis=1), y_test[:m])
+    note(check_threshold(acc, config["thresholds"]["pytorch_ann"], "PyTorchANN", config,
+                         f"trained on {b['train_images']} images for {b['epochs']} epochs, "
+                         f"evaluated by the grader on {m} test images"))
+
+
+@pytest.mark.weight(0.5)
+def test_judgement_follows_the_stated_rule(pytorch_ann, fmnist_data, config):
+    """PyTorchANN.report_my_judgement follows the docstring's rule on the main block's run"""
+    net = train_main_config(pytorch_ann, fmnist_data, config, 50000, 10)
+    metrics = check_metrics(net.get("train_val_metrics"), 10, "PyTorchANN")
+    expected = refmath.judgement(metrics)
+    got = net.call("report_my_judgement")
+    if got != expected:
+        fail(f"report_my_judgement returned {got!r}; the rule gives {expected!r} for final training accuracy "
+             f"{metrics['train_accs'][-1]:.3f} and validation accuracy {metrics['val_accs'][-1]:.3f}")

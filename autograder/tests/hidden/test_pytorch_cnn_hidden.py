@@ -1,0 +1,104 @@
+"""Hidden tests of pytorch_cnn.py."""
+import numpy as np
+import pytest
+
+from grader import refmath
+from grader.checks import as_array, as_labels, assert_close, check_metrics, check_threshold, fail
+from grader.plugin import note
+from grader.session import data, onehot, tensor
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).random((n, 1, 28, 28)).astype(np.float32)
+
+
+def test_optimizer_is_adam_with_the_given_rate(pytorch_cnn):
+    """PyTorchCNN.train: one Adam step moves each weight by about learning_rate"""
+    net = pytorch_cnn.new("PyTorchCNN")
+    X = images(8, 1)
+    y = np.arange(8)
+    before = as_array(net.state_dict("model")["0.weight"], "0.weight")
+    net.call("train", tensor(X), onehot(y, 10, "float32", torch=True), tensor(X[:2]),
+             onehot(y[:2], 10, "float32", torch=True), epochs=1, learning_rate=0.01)
+    step = np.abs(as_array(net.state_dict("model")["0.weight"], "0.weight") - before)
+    share = float(np.mean((step > 0.005) & (step < 0.015)))
+    if share < 0.8:
+        fail(f"after train(8 images, epochs=1, learning_rate=0.01) only {share:.0%} of the first convolution's "
+             f"weights moved by about 0.01 (median move {np.median(step):.2g}); one torch.optim.Adam step with "
+             "lr=learning_rate moves each weight by about lr")
+
+
+def test_predict_uses_evaluation_mode(pytorch_cnn, fmnist_data):
+    """PyTorchCNN.predict: evaluation mode (no dropout, BatchNorm statistics unchanged), labels match the weights"""
+    X_train, y_train, _, _ = fmnist_data
+    net = pytorch_cnn.new("PyTorchCNN")
+    x = data(X_train[:64], "float32", 1 / 255, (64, 1, 28, 28), torch=True)
+    net.call("train", x, onehot(y_train[:64], 10, "float32", torch=True), x, onehot(y_train[:64], 10, "float32",
+             torch=True), epochs=2, learning_rate=0.001)
+    state = net.state_dict("model")
+    first = as_labels(net.call("predict", x), "predict", 64)
+    second = as_labels(net.call("predict", x), "predict", 64)
+    after = net.state_dict("model")
+    for k in state:
+        if k.endswith(("running_mean", "running_var")):
+            assert_close(after[k], state[k], f"BatchNorm {k} after predict",
+                         hint="call self.model.eval() in predict so BatchNorm does not update its statistics")
+    if not np.array_equal(first, second):
+        fail("predict gave different labels for the same images twice; dropout is active (use self.model.eval())")
+    expected = refmath.cnn_predict({k: np.asarray(v) for k, v in state.items()}, X_train[:64])
+    agree = float(np.mean(first == expected))
+    if agree < 0.98:
+        fail(f"predict agrees with the evaluation-mode network on only {agree:.0%} of 64 images")
+
+
+@pytest.mark.weight(4)
+@pytest.mark.visibility("visible")
+def test_accuracy_threshold(pytorch_cnn, fmnist_data, config):
+    """PyTorchCNN reaches the accuracy threshold on Fashion-MNIST (grader-computed)"""
+    b = config["budget"]["pytorch_cnn"]
+    X_train, y_train, X_test, y_test = fmnist_data
+    pytorch_cnn.seed(b["seed"])
+    net = pytorch_cnn.new("PyTorchCNN", random_seed=b["seed"])
+    n, chunk = b["train_images"], b["chunk"]
+    calls = (n + chunk - 1) // chunk
+    v = b["val_images"]
+    xv = data(X_train[-v:], "float32", 1 / 255, (v, 1, 28, 28), torch=True)
+    yv = onehot(y_train[-v:], 10, "float32", torch=True)
+    limit = config["time_limits"]["train_pytorch_cnn"]
+    for i, start in enumerate(range(0, n, chunk)):
+        lr = b["lr_start"] * (b["lr_end"] / b["lr_start"]) ** (i / max(calls - 1, 1))
+        xs = X_train[start:start + chunk]
+        net.call("train", data(xs, "float32", 1 / 255, (len(xs), 1, 28, 28), torch=True),
+                 onehot(y_train[start:start + chunk], 10, "float32", torch=True), xv, yv, epochs=1,
+                 learning_rate=lr, timeout=limit)
+    state = {k: np.asarray(as_array(val, f"trained self.model[{k}]")) for k, val in net.state_dict("model").items()}
+    m = b["test_images"]
+    try:
+        predicted = refmath.cnn_predict(state, X_test[:m])
+    except ValueError as exc:
+        fail(f"PyTorchCNN: {exc}")
+    acc = refmath.accuracy(predicted, y_test[:m])
+    note(check_threshold(acc, config["thresholds"]["pytorch_cnn"], "PyTorchCNN", config,
+                         f"train() called on {calls} chunks of {chunk} of {n} images with a decaying learning rate; "
+                         f"evaluated by the grader on {m} test images"))
+
+
+@pytest.mark.weight(0.5)
+def test_judgement_follows_the_stated_rule(pytorch_cnn, fmnist_data, config):
+    """PyTorchCNN.report_my_judgement follows the docstring's rule on the main block's settings"""
+    b = config["budget"]["pytorch_cnn"]
+    X_train, y_train, _, _ = fmnist_data
+    n, epochs = b["judgement_train_images"], b["judgement_epochs"]
+    pytorch_cnn.seed(b["seed"])
+    net = pytorch_cnn.new("PyTorchCNN")
+    net.call("train", data(X_train[:n], "float32", 1 / 255, (n, 1, 28, 28), torch=True),
+             onehot(y_train[:n], 10, "float32", torch=True),
+             data(X_train[50000:52000], "float32", 1 / 255, (2000, 1, 28, 28), torch=True),
+             onehot(y_train[50000:52000], 10, "float32", torch=True), epochs=epochs, learning_rate=0.001,
+             timeout=config["time_limits"]["train_pytorch_cnn"])
+    metrics = check_metrics(net.get("train_val_metrics"), epochs, "PyTorchCNN")
+    expected = refmath.judgement(metrics)
+    got = net.call("report_my_judgement")
+    if got != expected:
+        fail(f"report_my_judgement returned {got!r}; the rule gives {expected!r} for final training accuracy "
+             f"{metrics['train_accs'][-1]:.3f} and validation accuracy {metrics['val_accs'][-1]:.3f}")

@@ -1,0 +1,73 @@
+"""Public tests of pytorch_cnn.py."""
+import numpy as np
+
+from grader.checks import as_array, as_labels, check_metrics, check_metrics_figure, check_png, fail
+from grader.session import onehot, tensor
+
+JUDGEMENTS = ("underfitting", "overfitting", "generalizing")
+PARAMETERS = 422_986
+
+
+def expected_layers(num_classes=10):
+    layers = []
+    for c_in, c_out in zip([1, 32, 64, 128], [32, 64, 128, 256]):
+        layers += [("Conv2d", {"in_channels": c_in, "out_channels": c_out, "kernel_size": [3, 3],
+                               "stride": [1, 1], "padding": [1, 1]}),
+                   ("ReLU", {}), ("MaxPool2d", {"kernel_size": 2}), ("BatchNorm2d", {"num_features": c_out}),
+                   ("Dropout", {"p": 0.3})]
+    layers += [("Flatten", {}), ("Linear", {"in_features": 256, "out_features": 128}), ("ReLU", {}),
+               ("Linear", {"in_features": 128, "out_features": num_classes})]
+    return layers
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).random((n, 1, 28, 28)).astype(np.float32)
+
+
+def test_architecture(pytorch_cnn):
+    """PyTorchCNN: the exact layer sequence, hyperparameters and 422,986 parameters"""
+    net = pytorch_cnn.new("PyTorchCNN")
+    layers = net.layers("model")
+    want = expected_layers()
+    got_kinds = [layer["type"] for layer in layers]
+    if got_kinds != [kind for kind, _ in want]:
+        fail(f"self.model holds {got_kinds};\nexpected {[kind for kind, _ in want]}")
+    for i, ((kind, attrs), layer) in enumerate(zip(want, layers)):
+        for name, value in attrs.items():
+            if layer.get(name) != value and not (isinstance(value, float) and abs(layer.get(name, -1) - value) < 1e-9):
+                fail(f"layer {i} ({kind}) has {name}={layer.get(name)!r}; expected {value!r}")
+    state = net.state_dict("model")
+    count = sum(np.asarray(v).size for k, v in state.items()
+                if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    if count != PARAMETERS:
+        fail(f"self.model has {count:,} parameters; expected {PARAMETERS:,}")
+    as_array(net.call("forward", tensor(images(2))), "forward on X of shape (2, 1, 28, 28)", shape=(2, 10))
+
+
+def test_num_classes_and_predict(pytorch_cnn):
+    """PyTorchCNN(num_classes=7): output size follows num_classes; predict gives integer labels"""
+    net = pytorch_cnn.new("PyTorchCNN", num_classes=7)
+    as_array(net.call("forward", tensor(images(3))), "forward with num_classes=7", shape=(3, 7))
+    labels = as_labels(net.call("predict", tensor(images(5))), "predict", 5)
+    if labels.min() < 0 or labels.max() >= 7:
+        fail(f"predict returned labels {labels.tolist()}; expected values in 0..6")
+
+
+def test_train_plot_and_judgement(pytorch_cnn):
+    """PyTorchCNN.train records metrics per epoch; the plot and the judgement work"""
+    net = pytorch_cnn.new("PyTorchCNN")
+    X = images(12)
+    y = np.arange(12) % 10
+    before = net.state_dict("model")
+    net.call("train", tensor(X), onehot(y, 10, "float32", torch=True), tensor(X[:4]),
+             onehot(y[:4], 10, "float32", torch=True), epochs=2, learning_rate=0.001)
+    after = net.state_dict("model")
+    if np.allclose(before["0.weight"], after["0.weight"]):
+        fail("train(...) did not change the first convolution's weights")
+    metrics = check_metrics(net.get("train_val_metrics"), 2, "PyTorchCNN")
+    pytorch_cnn.fresh_path("pytorch_cnn_train_val_metrics.png")
+    check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
+    check_png(pytorch_cnn.path("pytorch_cnn_train_val_metrics.png"), "pytorch_cnn_train_val_metrics.png")
+    judgement = net.call("report_my_judgement")
+    if judgement not in JUDGEMENTS:
+        fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")
