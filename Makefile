@@ -7,10 +7,15 @@ STAMP   := $(VENV)/.installed
 SOLUTION_FILES := $(wildcard solution/*.py)
 
 .DEFAULT_GOAL := all
-.PHONY: all setup data handout check-handout doctest solutions test clean
+SUBMISSION ?= solution
+RESULTS    ?= build/results.json
+GRADE      := cd autograder && ../$(PY) -m grader.run
 
-all: setup check-handout doctest
-	@echo "== all done"
+.PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
+        check-reference bench test clean
+
+all: setup check-handout doctest zips check-reference
+	@echo "== all done: dist/autograder.zip, dist/handout.zip; the reference gets full marks, the handout zero"
 
 setup: $(STAMP) data
 
@@ -34,6 +39,30 @@ doctest: $(STAMP)
 solutions: setup
 	cd solution && for f in numpy_ann pytorch_ann pytorch_cnn fashionmnist; do \
 	    /usr/bin/time -f "$$f: %e s, %M KB peak" ../$(PY) $$f.py || exit 1; done
+
+fixtures: $(STAMP)
+	$(PY) tools/make_fixtures.py
+
+# Grade one submission: make grade SUBMISSION=<dir> [RESULTS=<file>]
+grade: setup
+	@mkdir -p $(dir $(RESULTS))
+	$(GRADE) --submission "$(abspath $(SUBMISSION))" --results "$(abspath $(RESULTS))"
+
+autograder: setup check-handout
+	$(PY) tools/build_zips.py autograder
+
+handout-zip: setup check-handout
+	$(PY) tools/build_zips.py handout
+
+zips: autograder handout-zip
+
+# The reference must get full marks and the untouched handout zero.
+check-reference: setup
+	$(PY) tools/check_reference.py
+
+# Wall time and peak memory of grading the reference, per test group.
+bench: setup
+	$(PY) tools/bench.py
 
 test: setup
 	$(PY) -m pytest -c tests/pytest.ini tests

@@ -8,7 +8,6 @@ import argparse
 import importlib.util
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,8 @@ if GRADER_DIR not in sys.path:
     sys.path.insert(0, GRADER_DIR)
 TESTS_DIR = os.path.join(GRADER_DIR, "tests")
 UTILS_PATH = os.path.join(ROOT_DIR, "handout", "utils.py")
+if not os.path.isfile(UTILS_PATH):  # the student handout zip keeps utils.py at its root
+    UTILS_PATH = os.path.join(ROOT_DIR, "utils.py")
 FILE_ORDER = {stem: i + 1 for i, stem in enumerate(GRADED)}
 
 
@@ -66,6 +67,7 @@ def worker_identity(config):
     """(uid, gid) of the unprivileged worker user when root, else None."""
     if os.name != "posix" or os.geteuid() != 0:
         return None
+    import pwd
     name = config["grading"]["worker_user"]
     try:
         entry = pwd.getpwnam(name)
@@ -80,7 +82,7 @@ def worker_env(config, scratch_home):
            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "FMNIST_NO_DOWNLOAD": "1"}
     if os.name == "nt":
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", FMNIST_NO_DOWNLOAD="1")
-    threads = config["grading"].get("worker_threads", 0)
+    threads = int(os.environ.get("NNAG_WORKER_THREADS") or config["grading"].get("worker_threads", 0))
     if threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(threads)

@@ -229,6 +229,9 @@ def main():
     os.dup2(2, 1)  # student prints -> stderr
     sys.stdout = sys.stderr
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if os.environ.get("OMP_NUM_THREADS"):
+        import torch
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     worker = Worker(scratch, module_name)
     while True:
         try:

@@ -1,0 +1,73 @@
+"""Benchmark: grade the reference solution, one file group at a time and in total.
+
+Prints wall time and peak RSS (grader plus workers, sampled every 0.1 s from
+/proc) per group.  Linux only.  Usage: python tools/bench.py [--threads N]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GROUPS = ("numpy_ann", "pytorch_ann", "pytorch_cnn", "fashionmnist")
+
+
+def tree_rss_kb(root_pid):
+    parents, rss = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        rss[int(entry)] = int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    total = 0
+    for pid, kb in rss.items():
+        p = pid
+        while p and p != root_pid:
+            p = parents.get(p, 0)
+        if p == root_pid:
+            total += kb
+    return total
+
+
+def run(files, threads):
+    env = dict(os.environ)
+    if threads:
+        env["NNAG_WORKER_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "grader.run", "--submission", os.path.join(ROOT, "solution"),
+               "--results", os.path.join(tmp, "r.json"), "--files", ",".join(files), "--quiet"]
+        start = time.time()
+        proc = subprocess.Popen(cmd, cwd=os.path.join(ROOT, "autograder"), env=env, stdout=subprocess.DEVNULL)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_kb(proc.pid))
+            time.sleep(0.1)
+        wall = time.time() - start
+        import json
+        with open(os.path.join(tmp, "r.json")) as fh:
+            result = json.load(fh)
+    return wall, peak, result["score"], sum(t["max_score"] for t in result["tests"])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--threads", type=int, default=0, help="limit the worker's torch/BLAS threads")
+    args = p.parse_args()
+    print(f"{'group':<14} {'wall s':>8} {'peak RSS MB':>12} {'score':>12}")
+    for files in [[g] for g in GROUPS] + [list(GROUPS)]:
+        wall, peak, score, total = run(files, args.threads)
+        name = files[0] if len(files) == 1 else "TOTAL"
+        print(f"{name:<14} {wall:>8.1f} {peak / 1024:>12.0f} {score:>6g}/{total:<5g}")
+
+
+if __name__ == "__main__":
+    main()

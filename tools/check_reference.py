@@ -1,0 +1,34 @@
+"""Grade solution/ and handout/ end to end; fail unless they get full marks and zero."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def grade(folder, results):
+    subprocess.run([sys.executable, "-m", "grader.run", "--submission", folder, "--results", results],
+                   cwd=os.path.join(ROOT, "autograder"), check=True)
+    with open(results) as fh:
+        return json.load(fh)
+
+
+def main():
+    ok = True
+    out = os.path.join(ROOT, "build")
+    ref = grade(os.path.join(ROOT, "solution"), os.path.join(out, "reference_results.json"))
+    total = sum(t["max_score"] for t in ref["tests"])
+    if not ref["tests"] or ref["score"] != total:
+        print(f"check_reference: the reference got {ref['score']} of {total}", file=sys.stderr)
+        ok = False
+    handout = grade(os.path.join(ROOT, "handout"), os.path.join(out, "handout_results.json"))
+    if not handout["tests"] or handout["score"] != 0:
+        print(f"check_reference: the untouched handout got {handout['score']} (expected 0)", file=sys.stderr)
+        ok = False
+    print("reference: full marks; handout: zero" if ok else "check_reference: FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
