@@ -1,0 +1,199 @@
+"""End-to-end tests of the autograder: reference, handout, zips, broken files."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import HANDOUT, PYTHON, ROOT, SOLUTION
+
+sys.path.insert(0, os.path.join(ROOT, "autograder"))
+from grader import results as results_mod  # noqa: E402
+
+GRADED = ("numpy_ann", "pytorch_ann", "pytorch_cnn", "fashionmnist")
+
+
+def grade(submission, results, *extra, config=None):
+    cmd = [PYTHON, "-m", "grader.run", "--submission", str(submission), "--results", str(results), "--quiet", *extra]
+    if config:
+        cmd += ["--config", str(config)]
+    proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(results) as fh:
+        result = json.load(fh)
+    assert results_mod.validate(result) == [], results_mod.validate(result)
+    return result
+
+
+def by_file(result):
+    scores = {}
+    for t in result["tests"]:
+        got, total = scores.get(t["tags"][0], (0.0, 0.0))
+        scores[t["tags"][0]] = (got + t["score"], total + t["max_score"])
+    return scores
+
+
+def copy_reference(dest):
+    dest.mkdir(exist_ok=True)
+    for name in os.listdir(SOLUTION):
+        if name.endswith((".py", ".png", ".pth")) and name != "utils.py":
+            shutil.copy(os.path.join(SOLUTION, name), dest / name)
+    return dest
+
+
+def test_reference_gets_full_marks_through_make_grade(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(["make", "-s", "grade", "SUBMISSION=solution", f"RESULTS={out}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert results_mod.validate(result) == []
+    assert {t["tags"][0] for t in result["tests"]} == set(GRADED)
+    assert [t["name"] for t in result["tests"] if t["status"] != "passed"] == []
+    assert result["score"] == sum(t["max_score"] for t in result["tests"]) > 0
+    assert result["leaderboard"][0]["name"] == "Accuracy" and result["leaderboard"][0]["value"] >= 0.9
+    assert "TOTAL" in proc.stdout
+
+
+def test_untouched_handout_scores_zero_on_every_test(tmp_path):
+    result = grade(HANDOUT, tmp_path / "r.json")
+    assert len(result["tests"]) > 40
+    assert all(t["score"] == 0 and t["status"] == "failed" for t in result["tests"])
+    assert result["score"] == 0
+    assert "Traceback" not in json.dumps(result)
+
+
+def test_results_carry_version_config_hash_and_visibility(tmp_path):
+    result = grade(SOLUTION, tmp_path / "r.json", "--files", "numpy_ann", "-k", "relu")
+    assert result["extra_data"]["grader_version"] and len(result["extra_data"]["config_hash"]) == 16
+    kinds = {t["tags"][1]: t["visibility"] for t in result["tests"]}
+    assert kinds == {"public": "visible", "hidden": "after_published"}
+    assert len({t["number"] for t in result["tests"]}) == len(result["tests"])
+
+
+@pytest.mark.parametrize("kind", ["autograder", "handout"])
+def test_zip_contents_match_golden_list(kind, tmp_path):
+    out = tmp_path / f"{kind}.zip"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), kind, "--out", str(out)], check=True,
+                   capture_output=True)
+    names = sorted(zipfile.ZipFile(out).namelist())
+    with open(os.path.join(ROOT, "tests", "golden", f"{kind}_zip.txt")) as fh:
+        assert names == fh.read().split()
+    if kind == "handout":
+        assert not [n for n in names if "hidden" in n or "refmath" in n or n.startswith("solution")]
+        for n in ("numpy_ann.py", "pytorch_ann.py", "pytorch_cnn.py", "fashionmnist.py"):
+            with open(os.path.join(HANDOUT, n), "rb") as fh:
+                assert zipfile.ZipFile(out).read(n) == fh.read()
+    else:
+        assert zipfile.ZipFile(out).getinfo("run_autograder").external_attr >> 16 & 0o111
+
+
+def test_reference_gets_full_marks_from_the_unpacked_zip(tmp_path):
+    zip_path = tmp_path / "autograder.zip"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), "autograder", "--out", str(zip_path)],
+                   check=True, capture_output=True)
+    root = tmp_path / "ag"
+    os.makedirs(root / "source")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(root, 0o755)
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(root / "source")
+    copy_reference(root / "submission")
+    (root / "submission" / "ignored.txt").write_text("not graded")
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), NNAG_PYTHON=PYTHON)
+    proc = subprocess.run(["sh", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((root / "results" / "results.json").read_text())
+    assert results_mod.validate(result) == []
+    assert result["score"] == sum(t["max_score"] for t in result["tests"]) > 0, \
+        [t["output"] for t in result["tests"] if t["status"] != "passed"]
+
+
+BROKEN = {
+    "numpy_ann.py": "def oops(:\n",
+    "pytorch_ann.py": "import not_a_module_anywhere\n",
+    "fashionmnist.py": "import torch\n\ndef build_model():\n    return torch.nn.Linear(784, 10)\n",
+}
+
+
+def test_broken_files_fail_clearly_and_the_rest_is_graded(tmp_path):
+    sub = copy_reference(tmp_path / "sub")
+    for name, text in BROKEN.items():
+        (sub / name).write_text(text)
+    (sub / "pytorch_cnn.py").rename(sub / "Nested_PyTorch_CNN_folder_placeholder")
+    nested = sub / "deep" / "er"
+    nested.mkdir(parents=True)
+    shutil.copy(os.path.join(SOLUTION, "pytorch_cnn.py"), nested / "PyTorch_CNN.PY")
+    result = grade(sub, tmp_path / "r.json", "--tests", "public")
+    scores = by_file(result)
+    assert scores["numpy_ann"][0] == 0 and scores["pytorch_ann"][0] == 0
+    assert scores["pytorch_cnn"][0] == scores["pytorch_cnn"][1] > 0      # found nested, odd case
+    outputs = {}
+    for t in result["tests"]:
+        outputs[t["tags"][0]] = outputs.get(t["tags"][0], "") + t["output"] + "\n"
+    assert "importing numpy_ann.py failed: SyntaxError" in outputs["numpy_ann"]
+    assert "ModuleNotFoundError" in outputs["pytorch_ann"] and "not_a_module_anywhere" in outputs["pytorch_ann"]
+    assert "has no attribute 'predict'" in outputs["fashionmnist"]
+    assert "found pytorch_cnn.py as deep/er/PyTorch_CNN.PY" in result["output"]
+
+
+def test_hanging_import_is_detected_once(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "numpy_ann.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    config = tmp_path / "config.toml"
+    text = open(os.path.join(ROOT, "autograder", "config.toml")).read().replace("import = 120", "import = 3")
+    config.write_text(text)
+    result = grade(sub, tmp_path / "r.json", "--files", "numpy_ann", config=config)
+    assert result["execution_time"] < 30      # one timeout, not one per test
+    assert all("time limit of 3 s" in t["output"] for t in result["tests"])
+
+
+def test_crash_in_a_method_costs_only_that_test(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    text = open(os.path.join(SOLUTION, "numpy_ann.py")).read().replace(
+        "        out = (np.asarray(z) > 0).astype(np.float64)\n",
+        "        import os, signal\n        os.kill(os.getpid(), signal.SIGKILL)\n")
+    (sub / "numpy_ann.py").write_text(text)
+    result = grade(sub, tmp_path / "r.json", "--files", "numpy_ann", "--tests", "public")
+    failed = {t["name"]: t["output"] for t in result["tests"] if t["status"] == "failed"}
+    # _relu_grad kills the worker; only the tests that reach it fail, and each says why
+    assert any("relu_grad" in name for name in failed) and len(failed) <= 4
+    assert all("killed by signal SIGKILL" in out for out in failed.values())
+    passed = [t["name"] for t in result["tests"] if t["status"] == "passed"]
+    assert any("_softmax" in n for n in passed) and any("_forward" in n for n in passed)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="privilege drop happens only as root")
+def test_worker_runs_unprivileged_and_cannot_read_grader_files(tmp_path):
+    probe = (
+        "import os\n"
+        "facts = {'uid': os.getuid()}\n"
+        "for key, path in (('hidden', %r), ('results', %r)):\n"
+        "    try:\n"
+        "        open(path, 'a' if key == 'results' else 'r').close(); facts[key] = 'OPEN'\n"
+        "    except OSError:\n"
+        "        facts[key] = 'denied'\n"
+        "raise RuntimeError(f'probe {facts}')\n"
+    ) % (os.path.join(ROOT, "autograder", "tests", "hidden", "test_numpy_ann_hidden.py"),
+         str(tmp_path / "out" / "results.json"))
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "numpy_ann.py").write_text(probe)
+    os.makedirs(tmp_path / "out")
+    os.chmod(tmp_path, 0o755)
+    hidden_dir = os.path.join(ROOT, "autograder", "tests", "hidden")
+    mode = os.stat(hidden_dir).st_mode
+    os.chmod(hidden_dir, 0o700)   # as in the Gradescope layout, where the grader locks its source
+    try:
+        result = grade(sub, tmp_path / "out" / "results.json", "--files", "numpy_ann", "--tests", "public")
+    finally:
+        os.chmod(hidden_dir, mode & 0o7777)
+    output = result["tests"][0]["output"]
+    assert "probe" in output and "'uid': 0" not in output
+    assert "'hidden': 'denied'" in output and "'results': 'denied'" in output
