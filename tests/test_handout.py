@@ -106,3 +106,13 @@ def test_untouched_handout_exits_nonzero_with_friendly_lines(name):
     assert proc.returncode == 1
     assert "Not implemented yet:" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_thresholds_students_see_match_the_grader_config():
+    import re
+    import tomllib
+    with open(os.path.join(ROOT, "autograder", "config.toml"), "rb") as fh:
+        thresholds = tomllib.load(fh)["thresholds"]
+    for stem, value in thresholds.items():
+        shown = re.search(r"^THRESHOLD = ([0-9.]+)$", read(HANDOUT, f"{stem}.py"), re.M)
+        assert shown and float(shown.group(1)) == value, f"{stem}: handout THRESHOLD differs from config.toml"

@@ -185,3 +185,17 @@ def check_metrics_figure(returned, metrics, what):
         else:
             fail(f"{what}: no panel shows both the training and the validation {title} "
                  f"({pair[0]} and {pair[1]} from train_val_metrics)")
+
+
+JUDGEMENTS = ("underfitting", "overfitting", "generalizing")
+
+
+def check_plot_and_judgement(student_file, net, metrics, png_name):
+    """plot_train_val_metrics() returns the right figure and writes ``png_name``;
+    report_my_judgement() returns one of the three strings."""
+    student_file.fresh_path(png_name)
+    check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
+    check_png(student_file.path(png_name), png_name)
+    judgement = net.call("report_my_judgement")
+    if judgement not in JUDGEMENTS:
+        fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")

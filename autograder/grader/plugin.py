@@ -71,6 +71,11 @@ def leaderboard(name, value, order="desc"):
 
 def pytest_runtest_setup(item):
     STATE["current"] = item.nodeid
+    stem = _file_of(item)
+    previous = STATE.get("active_file")
+    if previous and previous != stem and "session" in STATE:
+        STATE["session"].file(previous).close()   # one worker's memory at a time
+    STATE["active_file"] = stem
 
 
 def _marker_arg(item, name, default):

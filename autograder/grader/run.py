@@ -208,9 +208,9 @@ def main(argv=None):
                             expected=expected_loader(), leaderboard=[])
         test_dirs = [os.path.join(TESTS_DIR, kind) for kind in (("public", "hidden") if args.tests == "all"
                                                                 else (args.tests,))]
-        test_files = [os.path.join(d, f) for d in test_dirs if os.path.isdir(d) for f in sorted(os.listdir(d))
-                      if f.startswith("test_") and f.endswith(".py")
-                      and any(f.startswith(f"test_{stem}") for stem in files)]
+        test_files = [os.path.join(d, f) for stem in files for d in test_dirs if os.path.isdir(d)
+                      for f in sorted(os.listdir(d))
+                      if f.startswith(f"test_{stem}") and f.endswith(".py")]  # grouped by file
         pytest_args = ["-c", os.path.join(GRADER_DIR, "pytest.ini"), "--rootdir", GRADER_DIR,
                        "-p", "grader.plugin", "-p", "no:cacheprovider", "-p", "no:warnings", "-qq", "--no-header", "-p", "no:randomly",
                        "--tb=no", "-rN", "--confcutdir", GRADER_DIR] + test_files

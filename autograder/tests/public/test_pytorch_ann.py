@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from grader.checks import as_array, as_labels, assert_close, check_metrics, check_metrics_figure, check_png, fail
+from grader.checks import as_array, as_labels, assert_close, check_metrics, check_plot_and_judgement, fail
 from grader.session import onehot, tensor
 
-JUDGEMENTS = ("underfitting", "overfitting", "generalizing")
 
 
 def logits_from_state(state, X):
@@ -70,9 +69,4 @@ def test_plot_and_judgement(pytorch_ann):
     net.call("train", tensor(X), onehot(y, 3, "float32", torch=True), tensor(X[:10]),
              onehot(y[:10], 3, "float32", torch=True), epochs=4, batch_size=8, learning_rate=0.1)
     metrics = check_metrics(net.get("train_val_metrics"), 4, "PyTorchANN")
-    pytorch_ann.fresh_path("pytorch_ann_train_val_metrics.png")
-    check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
-    check_png(pytorch_ann.path("pytorch_ann_train_val_metrics.png"), "pytorch_ann_train_val_metrics.png")
-    judgement = net.call("report_my_judgement")
-    if judgement not in JUDGEMENTS:
-        fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")
+    check_plot_and_judgement(pytorch_ann, net, metrics, "pytorch_ann_train_val_metrics.png")

@@ -1,10 +1,9 @@
 """Public tests of pytorch_cnn.py."""
 import numpy as np
 
-from grader.checks import as_array, as_labels, check_metrics, check_metrics_figure, check_png, fail
+from grader.checks import as_array, as_labels, check_metrics, check_plot_and_judgement, fail
 from grader.session import onehot, tensor
 
-JUDGEMENTS = ("underfitting", "overfitting", "generalizing")
 PARAMETERS = 422_986
 
 
@@ -65,9 +64,4 @@ def test_train_plot_and_judgement(pytorch_cnn):
     if np.allclose(before["0.weight"], after["0.weight"]):
         fail("train(...) did not change the first convolution's weights")
     metrics = check_metrics(net.get("train_val_metrics"), 2, "PyTorchCNN")
-    pytorch_cnn.fresh_path("pytorch_cnn_train_val_metrics.png")
-    check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
-    check_png(pytorch_cnn.path("pytorch_cnn_train_val_metrics.png"), "pytorch_cnn_train_val_metrics.png")
-    judgement = net.call("report_my_judgement")
-    if judgement not in JUDGEMENTS:
-        fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")
+    check_plot_and_judgement(pytorch_cnn, net, metrics, "pytorch_cnn_train_val_metrics.png")
