@@ -279,7 +279,9 @@ def gradient_check(model, X, y_true, h=1e-5):
     float64 (N, output_size).  ``_backward`` applies ``p -= lr * grad``, so the
     analytic gradient is read off a copy with lr = 1 as ``old - new``.
     Returns {"W1": rel_err, "b1": ..., "W2": ..., "b2": ...}; errors below
-    about 1e-6 mean the gradients are right.
+    about 1e-6 mean the gradients are right.  A larger error can also come
+    from a pre-activation within ``h`` of ReLU's kink at 0: try a smaller
+    ``h`` or other inputs before you hunt for a bug.
     """
     import copy
     names = ("W1", "b1", "W2", "b2")

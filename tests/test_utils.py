@@ -85,7 +85,10 @@ def test_gradient_check_accepts_the_reference_and_catches_a_bug(solution_path):
     rng = np.random.default_rng(0)
     X = rng.random((6, 5))
     y = np.eye(3)[rng.integers(0, 3, 6)]
-    assert max(utils.gradient_check(NumpyANN(5, 4, 3, 0.1), X, y).values()) < 1e-6
+    model = NumpyANN(5, 4, 3, 0.1)
+    model.W1 = rng.normal(0, 0.5, (5, 4))   # pre-activations far from ReLU's kink at 0
+    model.W2 = rng.normal(0, 0.5, (4, 3))
+    assert max(utils.gradient_check(model, X, y).values()) < 1e-6
 
     class NoMeanANN(NumpyANN):  # forgets to divide by the batch size
         def _backward(self, X, y_true):
@@ -96,7 +99,9 @@ def test_gradient_check_accepts_the_reference_and_catches_a_bug(solution_path):
             self.W1 -= self.lr * X.T @ dz1
             self.b1 -= self.lr * dz1.sum(axis=0, keepdims=True)
 
-    assert max(utils.gradient_check(NoMeanANN(5, 4, 3, 0.1), X, y).values()) > 1e-3
+    buggy = NoMeanANN(5, 4, 3, 0.1)
+    buggy.W1, buggy.W2 = model.W1.copy(), model.W2.copy()
+    assert max(utils.gradient_check(buggy, X, y).values()) > 1e-3
 
 
 @pytest.mark.parametrize("cls_args", [("pytorch_ann", "PyTorchANN", (4, 3, 2)), ("pytorch_cnn", "PyTorchCNN", ())])
