@@ -45,16 +45,15 @@ def _unwrap(value):
 
 
 def kind_of(value):
-    value_ = value
-    if isinstance(value_, dict):
+    if isinstance(value, dict):
         for key in ("__torch__", "__object__", "__figure__", "__axes__"):
-            if key in value_:
+            if key in value:
                 return {"__torch__": "a tensor", "__figure__": "a figure", "__axes__": "an Axes"}.get(
-                    key, f"an object of type {value_.get('__object__')}")
+                    key, f"an object of type {value.get('__object__')}")
         return "a dict"
-    if value_ is None:
+    if value is None:
         return "None"
-    return f"a {type(value_).__name__}"
+    return f"a {type(value).__name__}"
 
 
 def as_array(value, what, shape=None):
@@ -70,13 +69,6 @@ def as_array(value, what, shape=None):
     if shape is not None and arr.shape != tuple(shape):
         fail(f"{what} returned an array of shape {arr.shape}; expected shape {tuple(shape)}")
     return arr
-
-
-def as_scalar(value, what):
-    arr = as_array(value, what)
-    if arr.size != 1:
-        fail(f"{what} returned an array of shape {arr.shape}; expected a single number")
-    return float(arr.reshape(-1)[0])
 
 
 def as_labels(value, what, n):

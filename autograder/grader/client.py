@@ -48,7 +48,7 @@ def prepare_runtime(directory):
 
 class Worker:
     def __init__(self, module, scratch, runtime, python=None, user=None, env=None,
-                 output_cap=64 * 1024, start_timeout=120):
+                 output_cap=64 * 1024):
         self.module = module
         self.scratch = scratch
         self.runtime = runtime
@@ -56,7 +56,6 @@ class Worker:
         self.user = user
         self.env = env
         self.output_cap = output_cap
-        self.start_timeout = start_timeout
         self.proc = None
         self.replies = None
         self.output = collections.deque()
@@ -135,9 +134,6 @@ class Worker:
         if self.output_dropped:
             tail.append(f"[... {self.output_dropped} more bytes of output dropped]")
         return "\n".join(tail)
-
-    def output_text(self):
-        return b"".join(self.output).decode("utf-8", "replace")
 
     # -- requests ---------------------------------------------------------------
     def request(self, op, timeout, **fields):

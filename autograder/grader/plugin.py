@@ -16,10 +16,10 @@ import traceback
 
 import pytest
 
-from .checks import GradeFailure, PartialCredit  # noqa: F401 (PartialCredit re-exported)
+from .checks import GradeFailure
 from .submission import GRADED
 
-STATE = {}  # set by run.py: session, config, records, fixtures_dir, data loader
+STATE = {}  # set by run.py: session, config, records, load_data, expected, leaderboard
 
 
 def pytest_configure(config):

@@ -5,8 +5,8 @@ real one atomically at the end, and prints a score table.  Exits 0 whenever a
 results file was written.
 """
 import argparse
+import functools
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -41,26 +41,16 @@ def load_utils():
 
 
 def data_loader(data_dir):
-    cache = {}
-
-    def load():
-        if "data" not in cache:
-            cache["data"] = load_utils().load_mnist_f(data_dir=data_dir, allow_download=False)
-        return cache["data"]
-    return load
+    """Fashion-MNIST, read once and only when a test asks for it."""
+    return functools.cache(lambda: load_utils().load_mnist_f(data_dir=data_dir, allow_download=False))
 
 
-def expected_loader():
-    cache = {}
-
-    def load():
-        if "expected" not in cache:
-            import numpy as np
-            path = os.path.join(TESTS_DIR, "public", "fixtures", "expected.npz")
-            with np.load(path, allow_pickle=False) as npz:
-                cache["expected"] = {k: npz[k] for k in npz.files}
-        return cache["expected"]
-    return load
+@functools.cache
+def load_expected():
+    """The public tests' stored expected values, read once."""
+    import numpy as np
+    with np.load(os.path.join(TESTS_DIR, "public", "fixtures", "expected.npz"), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
 
 
 def worker_identity(config):
@@ -205,15 +195,15 @@ def main(argv=None):
                                       found=found)
         plugin.STATE.clear()
         plugin.STATE.update(session=session, config=config, records={}, load_data=data_loader(args.data_dir),
-                            expected=expected_loader(), leaderboard=[])
+                            expected=load_expected, leaderboard=[])
         test_dirs = [os.path.join(TESTS_DIR, kind) for kind in (("public", "hidden") if args.tests == "all"
                                                                 else (args.tests,))]
         test_files = [os.path.join(d, f) for stem in files for d in test_dirs if os.path.isdir(d)
                       for f in sorted(os.listdir(d))
                       if f.startswith(f"test_{stem}") and f.endswith(".py")]  # grouped by file
-        pytest_args = ["-c", os.path.join(GRADER_DIR, "pytest.ini"), "--rootdir", GRADER_DIR,
-                       "-p", "grader.plugin", "-p", "no:cacheprovider", "-p", "no:warnings", "-qq", "--no-header", "-p", "no:randomly",
-                       "--tb=no", "-rN", "--confcutdir", GRADER_DIR] + test_files
+        pytest_args = ["-c", os.path.join(GRADER_DIR, "pytest.ini"), "--rootdir", GRADER_DIR, "--confcutdir",
+                       GRADER_DIR, "-p", "grader.plugin", "-p", "no:cacheprovider", "-p", "no:warnings",
+                       "-qq", "--no-header", "--tb=no", "-rN"] + test_files
         if args.keyword:
             pytest_args += ["-k", args.keyword]
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"

@@ -10,7 +10,6 @@ A file that is missing, or fails or hangs at import, is recorded once; every
 later request for it fails at once with that message.
 """
 import os
-import tempfile
 
 import numpy as np
 
@@ -108,11 +107,7 @@ class StudentFile:
         try:
             self.worker.start()
             self.worker.request("import", s.config["time_limits"]["import"])
-        except client.StudentError as exc:
-            self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
-            self.worker.stop()
-            raise Unavailable(self.broken) from None
-        except (client.WorkerFailure, OSError) as exc:
+        except (client.StudentError, client.WorkerFailure, OSError) as exc:
             self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
             self.worker.stop()
             raise Unavailable(self.broken) from None
@@ -160,9 +155,6 @@ class StudentFile:
         """Path of ``name`` as uploaded (None if absent)."""
         return self.session.found.get(name)
 
-    def output(self):
-        return self.worker.output_text() if self.worker else ""
-
     def close(self):
         if self.worker is not None:
             self.worker.stop()
@@ -188,6 +180,3 @@ class Session:
         for f in self.files.values():
             f.close()
 
-
-def new_tempdir(prefix):
-    return tempfile.mkdtemp(prefix=prefix)

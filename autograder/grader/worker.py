@@ -61,9 +61,11 @@ class Worker:
     def to_plain(self, value, depth=0):
         if depth > 20:
             return {"__object__": "nesting too deep"}
-        if value is None or isinstance(value, (bool, str)):
-            return value if type(value) in (bool, str) or value is None else str(value)
-        if isinstance(value, (int, float, np.generic)) and not isinstance(value, np.ndarray):
+        if value is None or type(value) in (bool, str):
+            return value
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, (int, float, np.generic)):
             try:
                 number = value.item() if isinstance(value, np.generic) else value
                 return bool(number) if isinstance(number, bool) else (

@@ -11,7 +11,7 @@ SIZES = [(3, 5, 2, 4), (8, 6, 4, 7), (20, 16, 10, 9)]   # (input, hidden, output
 PARAMS = ("W1", "b1", "W2", "b2")
 
 
-def params_of(ann, shapes=None):
+def params_of(ann):
     return {n: as_array(ann.get(n), f"self.{n}") for n in PARAMS}
 
 
