@@ -3,6 +3,8 @@
 Everything here works on float64 numpy arrays the grader owns, so a verdict
 never depends on the student's code beyond the values it returned.
 """
+import os
+
 import numpy as np
 
 
@@ -78,8 +80,10 @@ def reference_cnn(num_classes=10):
     return nn.Sequential(*layers)
 
 
-def cnn_predict(state, X_uint8, chunk=1000):
-    """Labels predicted by the assignment CNN with the student's trained state_dict (eval mode)."""
+def cnn_predict_in_process(state, X_uint8, chunk=1000):
+    """Labels predicted by the assignment CNN with the student's trained state_dict (eval mode).
+
+    Imports torch; the grader calls it through ``cnn_predict`` in a separate process."""
     import torch
     model = reference_cnn()
     expected = model.state_dict()
@@ -122,3 +126,25 @@ def judgement(metrics, gap=0.05, floor=0.80):
     if t < floor:
         return "underfitting"
     return "generalizing"
+
+
+def cnn_predict(state, X_uint8, timeout=600):
+    """``cnn_predict_in_process`` run in a short-lived process of the grader's own
+    (trusted) code, so the grading process never holds torch's memory.
+    Raises ValueError when the state_dict does not fit the architecture."""
+    import subprocess
+    import sys
+
+    from . import protocol
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    request = protocol.encode({"state": {k: np.asarray(v) for k, v in state.items()},
+                               "images": np.ascontiguousarray(X_uint8, dtype=np.uint8)})
+    proc = subprocess.run([sys.executable, "-m", "grader.cnn_eval"], input=request, capture_output=True,
+                          cwd=here, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the grader's CNN evaluation failed: {proc.stderr.decode('utf-8', 'replace')[-2000:]}")
+    import io
+    reply = protocol.read_message(io.BytesIO(proc.stdout))
+    if "error" in reply:
+        raise ValueError(reply["error"])
+    return reply["labels"]
