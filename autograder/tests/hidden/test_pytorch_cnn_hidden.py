@@ -93,13 +93,13 @@ def test_judgement_follows_the_stated_rule(pytorch_cnn, fmnist_data, config):
     """PyTorchCNN.report_my_judgement follows the docstring's rule on the main block's settings"""
     b = config["budget"]["pytorch_cnn"]
     X_train, y_train, _, _ = fmnist_data
-    n, epochs = b["judgement_train_images"], b["judgement_epochs"]
+    n, v, epochs = b["judgement_train_images"], b["judgement_val_images"], b["judgement_epochs"]
     pytorch_cnn.seed(b["seed"])
     net = pytorch_cnn.new("PyTorchCNN")
     net.call("train", data(X_train[:n], "float32", 1 / 255, (n, 1, 28, 28), torch=True),
              onehot(y_train[:n], 10, "float32", torch=True),
-             data(X_train[50000:52000], "float32", 1 / 255, (2000, 1, 28, 28), torch=True),
-             onehot(y_train[50000:52000], 10, "float32", torch=True), epochs=epochs, learning_rate=0.001,
+             data(X_train[50000:50000 + v], "float32", 1 / 255, (v, 1, 28, 28), torch=True),
+             onehot(y_train[50000:50000 + v], 10, "float32", torch=True), epochs=epochs, learning_rate=0.001,
              timeout=config["time_limits"]["train_pytorch_cnn"])
     metrics = check_metrics(net.get("train_val_metrics"), epochs, "PyTorchCNN")
     expected = refmath.judgement(metrics)
