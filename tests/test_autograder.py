@@ -230,3 +230,26 @@ def test_full_batch_cnn_of_the_original_interface_gets_full_marks(tmp_path):
     assert [t["output"] for t in result["tests"] if t["status"] != "passed"] == []
     accuracy = [t["output"] for t in result["tests"] if "accuracy" in t["output"]]
     assert len(accuracy) == 1 and float(accuracy[0].split("accuracy ")[1].split(",")[0]) >= 0.85
+
+
+def test_students_run_the_public_tests_from_the_handout_zip(tmp_path):
+    zip_path = tmp_path / "handout.zip"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), "handout", "--out", str(zip_path)],
+                   check=True, capture_output=True)
+    os.chmod(tmp_path, 0o755)
+    scores = {}
+    for kind in ("stubs", "solved"):
+        folder = tmp_path / kind
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(folder)
+        if kind == "solved":
+            copy_reference(folder)
+        proc = subprocess.run([PYTHON, "run_public_tests.py"], cwd=folder, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads((folder / "public_results.json").read_text())
+        assert results_mod.validate(result) == [] and "TOTAL" in proc.stdout
+        assert {t["tags"][1] for t in result["tests"]} == {"public"}
+        scores[kind] = (result["score"], sum(t["max_score"] for t in result["tests"]))
+    assert scores["stubs"][0] == 0
+    assert scores["solved"][0] == scores["solved"][1] == scores["stubs"][1] > 0
