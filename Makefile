@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench test clean
+        check-reference bench mutants alternatives flaky test clean
 
 all: setup check-handout doctest zips check-reference
 	@echo "== all done: dist/autograder.zip, dist/handout.zip; the reference gets full marks, the handout zero"
@@ -63,6 +63,18 @@ check-reference: setup
 # Wall time and peak memory of grading the reference, per test group.
 bench: setup
 	$(PY) tools/bench.py
+
+# Seeded bugs: every one must lose points, half of them in the public tests.
+mutants: setup
+	$(PY) tools/variants.py mutants
+
+# Alternative correct solutions: every one must get full marks.
+alternatives: setup
+	$(PY) tools/variants.py alternatives
+
+# The accuracy tests under 10 grader seeds, on the reference and two alternatives (about 10 minutes).
+flaky: setup
+	$(PY) tools/flaky.py
 
 test: setup
 	$(PY) -m pytest -c tests/pytest.ini tests

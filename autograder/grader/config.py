@@ -11,7 +11,9 @@ class ConfigError(ValueError):
     pass
 
 
-def load(path=None):
+def load(path=None, overrides=()):
+    """Read the config; ``overrides`` are "section.key=value" strings (TOML values)
+    applied on top, e.g. "budget.pytorch_cnn.train_images=9600"."""
     path = path or os.environ.get("NNAG_CONFIG") or DEFAULT_PATH
     try:
         with open(path, "rb") as fh:
@@ -19,6 +21,9 @@ def load(path=None):
         config = tomllib.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the grader config ({exc})") from None
+    for item in overrides:
+        _override(config, item, path)
+        raw += b"\n# override " + item.encode("utf-8")
     for section in ("grading", "time_limits", "size_limits", "thresholds", "partial_credit", "budget"):
         if section not in config:
             raise ConfigError(f"{path}: section [{section}] is missing")
@@ -29,6 +34,26 @@ def load(path=None):
         if not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ConfigError(f"{path}: thresholds.{stem} must be a number between 0 and 1, not {value!r}")
     config.setdefault("weights", {})
+    config["_overrides"] = list(overrides)
     config["_path"] = path
     config["_hash"] = hashlib.sha256(raw).hexdigest()[:16]
     return config
+
+
+def _override(config, item, path):
+    key, sep, value = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"override {item!r}: expected section.key=value")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"override {item!r}: {value.strip()!r} is not a TOML value ({exc})") from None
+    table = config
+    for part in parts[:-1]:
+        table = table.get(part)
+        if not isinstance(table, dict):
+            raise ConfigError(f"override {item!r}: {path} has no table {key.rsplit('.', 1)[0]!r}")
+    if parts[-1] not in table:
+        raise ConfigError(f"override {item!r}: {path} has no setting {key.strip()!r}")
+    table[parts[-1]] = parsed

@@ -52,7 +52,8 @@ def build(records, config, execution_time, output, leaderboard=None, extra=None)
         "output": output, "output_format": "text",
         "visibility": "visible", "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": dict({"grader_version": VERSION, "config_hash": config["_hash"]}, **(extra or {})),
+        "extra_data": dict({"grader_version": VERSION, "config_hash": config["_hash"],
+                            "config_overrides": config.get("_overrides", [])}, **(extra or {})),
     }
     if leaderboard:
         result["leaderboard"] = leaderboard

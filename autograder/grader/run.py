@@ -137,6 +137,8 @@ def parse_args(argv):
     p.add_argument("--files", default=",".join(GRADED), help="comma-separated file stems to grade")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
     p.add_argument("--config", default=None, help="config file (default autograder/config.toml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config setting (repeatable), e.g. budget.numpy_ann.seed=3")
     p.add_argument("--data-dir", default=os.environ.get("FMNIST_DIR"), help="Fashion-MNIST folder")
     p.add_argument("--lock", nargs="*", default=[], help="folders to make root-only before grading (Gradescope)")
     p.add_argument("--quiet", action="store_true", help="do not print the score table")
@@ -147,7 +149,7 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.time()
     try:
-        config = config_mod.load(args.config)
+        config = config_mod.load(args.config, args.overrides)
     except config_mod.ConfigError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         results.atomic_write(args.results, results.initial(None, f"The autograder is misconfigured: {exc}"))

@@ -53,6 +53,8 @@ def test_forward_random(numpy_ann, sizes):
     n_in, n_hidden, n_out, n = sizes
     rng = np.random.default_rng(n_in)
     ann = numpy_ann.new("NumpyANN", n_in, n_hidden, n_out, 0.1, random_seed=n)
+    ann.set("b1", rng.normal(0, 0.1, (1, n_hidden)))   # non-zero biases, as after training
+    ann.set("b2", rng.normal(0, 0.1, (1, n_out)))
     X = rng.random((n, n_in))
     params = params_of(ann)
     z1, a1, z2, a2 = refmath.ann_forward(params, X)

@@ -38,11 +38,32 @@ def test_predict_keeps_weights_and_seed_is_deterministic(pytorch_ann):
         assert_close(v, sa[k], f"self.model[{k}] after predict", hint="predict must not train")
 
 
-def train_main_config(pytorch_ann, fmnist_data, config, n, epochs):
+def test_validation_metrics_come_from_the_validation_data(pytorch_ann):
+    """PyTorchANN.train: the last val_accs / val_losses describe the final model on X_val"""
+    rng = np.random.default_rng(8)
+    X = rng.random((60, 6)).astype(np.float32)
+    y = X[:, :3].argmax(axis=1)                      # learnable labels
+    Xv = rng.random((30, 6)).astype(np.float32)
+    yv = rng.integers(0, 3, 30)                      # labels unrelated to the images
+    net = pytorch_ann.new("PyTorchANN", 6, 8, 3, random_seed=2)
+    net.call("train", tensor(X), onehot(y, 3, "float32", torch=True), tensor(Xv), onehot(yv, 3, "float32", torch=True),
+             epochs=30, batch_size=10, learning_rate=0.5)
+    metrics = check_metrics(net.get("train_val_metrics"), 30, "PyTorchANN")
+    state = {k: np.asarray(v, dtype=np.float64) for k, v in net.state_dict("model").items()}
+    logits = refmath.linear_relu_linear_logits(state, Xv.astype(np.float64))
+    expected_acc = refmath.accuracy(logits.argmax(axis=1), yv)
+    expected_loss = refmath.cross_entropy(refmath.softmax(logits), np.eye(3)[yv])
+    assert_close(metrics["val_accs"][-1], expected_acc, "train_val_metrics['val_accs'][-1]",
+                 hint="compute the validation metrics on X_val, y_val with the weights at the end of the epoch")
+    assert_close(metrics["val_losses"][-1], expected_loss, "train_val_metrics['val_losses'][-1]", rtol=1e-3,
+                 hint="compute the validation loss on X_val, y_val with the weights at the end of the epoch")
+
+
+def train_main_config(pytorch_ann, fmnist_data, config, n, epochs, seed=42):
     X_train, y_train, _, _ = fmnist_data
     b = config["budget"]["pytorch_ann"]
-    pytorch_ann.seed(b["seed"])
-    net = pytorch_ann.new("PyTorchANN", 784, b["hidden_size"], 10)
+    pytorch_ann.seed(seed)
+    net = pytorch_ann.new("PyTorchANN", 784, b["hidden_size"], 10, random_seed=seed)
     val = slice(50000, 60000)
     net.call("train", data(X_train[:n], "float32", 1 / 255, (n, 784), torch=True),
              onehot(y_train[:n], 10, "float32", torch=True),
@@ -57,7 +78,7 @@ def train_main_config(pytorch_ann, fmnist_data, config, n, epochs):
 def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
     """PyTorchANN reaches the accuracy threshold on Fashion-MNIST (grader-computed)"""
     b = config["budget"]["pytorch_ann"]
-    net = train_main_config(pytorch_ann, fmnist_data, config, b["train_images"], b["epochs"])
+    net = train_main_config(pytorch_ann, fmnist_data, config, b["train_images"], b["epochs"], b["seed"])
     state = net.state_dict("model")
     shapes = {"0.weight": (b["hidden_size"], 784), "0.bias": (b["hidden_size"],), "2.weight": (10, b["hidden_size"]),
               "2.bias": (10,)}

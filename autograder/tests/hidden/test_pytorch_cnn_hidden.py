@@ -36,6 +36,7 @@ def test_predict_uses_evaluation_mode(pytorch_cnn, fmnist_data):
     net.call("train", x, onehot(y_train[:64], 10, "float32", torch=True), x, onehot(y_train[:64], 10, "float32",
              torch=True), epochs=2, learning_rate=0.001)
     state = net.state_dict("model")
+    net.set_mode(True, attr="model")   # predict itself must switch to evaluation mode
     first = as_labels(net.call("predict", x), "predict", 64)
     second = as_labels(net.call("predict", x), "predict", 64)
     after = net.state_dict("model")

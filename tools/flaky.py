@@ -1,0 +1,86 @@
+"""Flakiness check: the accuracy tests under several grader seeds.
+
+    python tools/flaky.py [--seeds 10] [--jobs N]
+
+Grades only the accuracy tests of the reference (all four files) and of two
+alternatives (the full-batch CNN and numpy training shuffled every epoch),
+with budget.<file>.seed set to 1..N.  Prints the smallest margin over each
+threshold; exits 1 if any run fails or a margin is below its target
+(0.03, and 0.02 for the CNN).
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import sys
+import tempfile
+import subprocess
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import variants  # noqa: E402
+
+ROOT = variants.ROOT
+SEEDED = ("numpy_ann", "pytorch_ann", "pytorch_cnn")
+SUBJECTS = (("reference", None, ("numpy_ann", "pytorch_ann", "pytorch_cnn", "fashionmnist")),
+            ("cnn_full_batch_original_interface", "cnn_full_batch_original_interface", ("pytorch_cnn",)),
+            ("numpy_shuffled_every_epoch", "numpy_shuffled_every_epoch", ("numpy_ann",)))
+TARGET = {"pytorch_cnn": 0.02}
+DEFAULT_TARGET = 0.03
+ACCURACY = re.compile(r"accuracy ([0-9.]+), threshold ([0-9.]+)")
+
+
+def run(folder, files, seed):
+    out = os.path.join(folder, f"results-{seed}.json")
+    cmd = ["--submission", folder, "--results", out, "--files", ",".join(files), "-k", "accuracy_threshold",
+           "--quiet"] + [a for stem in SEEDED for a in ("--set", f"budget.{stem}.seed={seed}")]
+    proc = subprocess.run([sys.executable, "-m", "grader.run"] + cmd, cwd=os.path.join(ROOT, "autograder"),
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-1000:])
+    with open(out) as fh:
+        tests = json.load(fh)["tests"]
+    found = {}
+    for t in tests:
+        if t["tags"][1] == "hidden":
+            m = ACCURACY.search(t["output"])
+            found[t["tags"][0]] = (float(m.group(1)) - float(m.group(2))) if m else None
+    return found
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
+    specs, spec_dir = variants.load_specs("alternatives")
+    by_name = {s["name"]: s for s in specs}
+    margins = {}
+    with tempfile.TemporaryDirectory(prefix="nnag-flaky-") as work:
+        os.chmod(work, 0o755)
+        jobs = []
+        for label, alternative, files in SUBJECTS:
+            spec = by_name[alternative] if alternative else {"name": label, "file": "numpy_ann.py"}
+            folder = os.path.join(work, label)
+            variants.build(spec, spec_dir, folder)
+            jobs += [(label, folder, files, seed) for seed in range(1, args.seeds + 1)]
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            results = pool.map(lambda j: (j, run(j[1], j[2], j[3])), jobs)
+            for (label, _, _, seed), found in results:
+                for stem, margin in found.items():
+                    margins.setdefault((label, stem), []).append((margin, seed))
+    ok = True
+    print(f"{'submission':<36} {'file':<13} {'runs':>4} {'min margin':>11} {'at seed':>8} {'target':>7}")
+    for (label, stem), values in sorted(margins.items()):
+        worst = min(values, key=lambda v: -1 if v[0] is None else v[0])
+        target = TARGET.get(stem, DEFAULT_TARGET)
+        good = all(m is not None for m, _ in values) and worst[0] >= target
+        ok &= good
+        shown = "no result" if worst[0] is None else f"{worst[0]:+.4f}"
+        print(f"{label:<36} {stem:<13} {len(values):>4} {shown:>11} {worst[1]:>8} {target:>7.2f}"
+              f"{'' if good else '  BELOW TARGET'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Grade seeded bugs (mutants) and alternative correct solutions.
+
+    python tools/variants.py mutants       [--jobs N] [--only NAME,...] [--json FILE]
+    python tools/variants.py alternatives  [--jobs N] [--only NAME,...] [--json FILE]
+
+Each variant is the reference submission (solution/) with one file patched as
+described in tests/mutants/mutants.toml or tests/alternatives/alternatives.toml.
+A variant grades only its own file's tests.  Mutants run with the cheaper
+training budgets in CHEAP (passed to the grader with --set) and are compared
+test by test with the reference under the same settings: a mutant is caught
+when it earns fewer points.  Alternatives run with the real config and must
+earn full marks.  Exit status 1 when any expectation fails.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOLUTION = os.path.join(ROOT, "solution")
+SPECS = {"mutants": ("tests/mutants/mutants.toml", "mutant"),
+         "alternatives": ("tests/alternatives/alternatives.toml", "alternative")}
+# Cheap budgets for mutant runs: every test still runs, with less training.
+CHEAP = ("budget.pytorch_cnn.train_images=19200", "budget.pytorch_cnn.test_images=2000")
+SUBMITTED = (".py", ".png", ".pth")
+
+
+class VariantError(ValueError):
+    pass
+
+
+def load_specs(kind):
+    path, key = SPECS[kind]
+    with open(os.path.join(ROOT, path), "rb") as fh:
+        specs = tomllib.load(fh).get(key, [])
+    names = [s["name"] for s in specs]
+    if len(names) != len(set(names)):
+        raise VariantError(f"{path}: variant names must be unique")
+    return specs, os.path.dirname(os.path.join(ROOT, path))
+
+
+def build(spec, spec_dir, dest):
+    """Copy the reference submission into ``dest`` and apply the variant."""
+    os.makedirs(dest)
+    for name in os.listdir(SOLUTION):
+        if name.endswith(SUBMITTED) and name != "utils.py":
+            shutil.copy(os.path.join(SOLUTION, name), os.path.join(dest, name))
+    target = os.path.join(dest, spec["file"])
+    with open(target, encoding="utf-8") as fh:
+        text = fh.read()
+    for find, replace in spec.get("edits", []):
+        count = text.count(find)
+        if count != 1:
+            raise VariantError(f"{spec['name']}: the text to replace occurs {count} times in {spec['file']} "
+                               f"(must be once): {find[:60]!r}")
+        text = text.replace(find, replace)
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    for source, name in spec.get("files", []):
+        shutil.copy(os.path.join(spec_dir, source), os.path.join(dest, name))
+    if spec.get("script"):
+        env = dict(os.environ, PYTHONPATH=SOLUTION, MPLBACKEND="Agg")
+        proc = subprocess.run([sys.executable, "-c", spec["script"]], cwd=dest, env=env, capture_output=True,
+                              text=True, timeout=600)
+        if proc.returncode:
+            raise VariantError(f"{spec['name']}: its script failed: {proc.stderr[-500:]}")
+
+
+def grade(folder, stem, overrides, threads):
+    results = os.path.join(folder, "results.json")
+    cmd = [sys.executable, "-m", "grader.run", "--submission", folder, "--results", results, "--files", stem,
+           "--quiet"] + [arg for item in overrides for arg in ("--set", item)]
+    env = dict(os.environ, NNAG_WORKER_THREADS=str(threads)) if threads else None
+    proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, env=env,
+                          timeout=1800)
+    if proc.returncode:
+        raise VariantError(f"grading {folder} failed: {proc.stderr[-1000:]}")
+    with open(results) as fh:
+        result = json.load(fh)
+    return {t["name"]: (t["score"], t["max_score"], t["tags"][1]) for t in result["tests"]}
+
+
+def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
+    folder = os.path.join(work, spec["name"])
+    build(spec, spec_dir, folder)
+    stem = spec["file"][:-3]
+    scores = grade(folder, stem, overrides, threads)
+    row = {"name": spec["name"], "file": stem, "score": sum(s for s, _, _ in scores.values()),
+           "max": sum(m for _, m, _ in scores.values())}
+    if kind == "mutants":
+        base = baselines[stem]
+        caught = sorted(name for name, (s, _, _) in scores.items() if name in base and s < base[name][0])
+        row.update(lost=sum(base[n][0] - scores[n][0] for n in caught), caught_by=caught,
+                   public=any(base[n][2] == "public" for n in caught), ok=bool(caught))
+    else:
+        row.update(failed=sorted(n for n, (s, m, _) in scores.items() if s < m), ok=row["score"] == row["max"])
+    return row
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=sorted(SPECS))
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--only", default="", help="comma-separated variant names")
+    p.add_argument("--json", help="also write the rows as JSON")
+    args = p.parse_args(argv)
+    try:
+        specs, spec_dir = load_specs(args.kind)
+    except (OSError, tomllib.TOMLDecodeError, VariantError) as exc:
+        print(f"variants: {exc}", file=sys.stderr)
+        return 2
+    if args.only:
+        wanted = set(args.only.split(","))
+        specs = [s for s in specs if s["name"] in wanted]
+    overrides = CHEAP if args.kind == "mutants" else ()
+    threads = 1 if args.jobs > 1 else 0
+    rows, errors = [], []
+    with tempfile.TemporaryDirectory(prefix="nnag-variants-") as work:
+        os.chmod(work, 0o755)
+        baselines = {}
+        if args.kind == "mutants":
+            reference = os.path.join(work, "_reference")
+            build({"name": "_reference", "file": "numpy_ann.py"}, spec_dir, reference)
+            stems = sorted({s["file"][:-3] for s in specs})
+            with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+                for stem, scores in zip(stems, pool.map(lambda st: grade(reference, st, overrides, threads), stems)):
+                    baselines[stem] = scores
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            futures = {pool.submit(evaluate, args.kind, s, spec_dir, work, baselines, overrides, threads): s
+                       for s in specs}
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    rows.append(future.result())
+                except VariantError as exc:
+                    errors.append(str(exc))
+    rows.sort(key=lambda r: [s["name"] for s in specs].index(r["name"]))
+    if args.kind == "mutants":
+        for stem, base in sorted(baselines.items()):
+            failing = [n for n, (s, m, _) in base.items() if s < m]
+            if failing:
+                print(f"note: with the cheap budgets the reference itself fails in {stem}: {failing}")
+        print(f"{'mutant':<44} {'file':<13} {'lost':>6}  public  caught by")
+        for r in rows:
+            print(f"{r['name']:<44} {r['file']:<13} {r['lost']:>6g}  {'yes' if r['public'] else 'no':<6}  "
+                  f"{'; '.join(r['caught_by'])[:110] or 'NOT CAUGHT'}")
+        public = sum(r["public"] for r in rows)
+        print(f"\n{len(rows)} mutants, {sum(r['ok'] for r in rows)} lose points, {public} caught by public tests")
+        ok = rows and all(r["ok"] for r in rows) and public * 2 >= len(rows)
+    else:
+        print(f"{'alternative':<44} {'file':<13} {'score':>11}  failed tests")
+        for r in rows:
+            print(f"{r['name']:<44} {r['file']:<13} {r['score']:>5g}/{r['max']:<5g}  {'; '.join(r['failed'])}")
+        ok = rows and all(r["ok"] for r in rows)
+    for e in errors:
+        print(f"ERROR {e}", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"rows": rows, "errors": errors}, fh, indent=1)
+    return 0 if ok and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
