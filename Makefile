@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench mutants alternatives flaky test clean
+        check-reference bench mutants alternatives flaky grade-all compare test clean
 
 all: setup check-handout doctest zips check-reference
 	@echo "== all done: dist/autograder.zip, dist/handout.zip; the reference gets full marks, the handout zero"
@@ -63,6 +63,17 @@ check-reference: setup
 # Wall time and peak memory of grading the reference, per test group.
 bench: setup
 	$(PY) tools/bench.py
+
+# Grade a Gradescope export: make grade-all SUBMISSIONS=<dir> [JOBS=n] [FORCE=1]
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+grade-all: setup
+	@test -n "$(SUBMISSIONS)" || { echo "grade-all: set SUBMISSIONS=<unzipped Gradescope export>"; exit 2; }
+	$(PY) tools/grade_all.py "$(SUBMISSIONS)" --jobs $(JOBS) $(if $(FORCE),--force)
+
+# Score changes between two grade-all CSVs: make compare OLD=<csv> NEW=<csv>
+compare: $(STAMP)
+	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "compare: set OLD=<csv> NEW=<csv>"; exit 2; }
+	$(PY) tools/compare.py "$(OLD)" "$(NEW)"
 
 # Seeded bugs: every one must lose points, half of them in the public tests.
 mutants: setup

@@ -9,6 +9,7 @@ import functools
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,16 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="nnag-")
     os.chmod(workdir, 0o711)
     session = None
+
+    def on_terminate(signum, frame):
+        """Stopped from outside (e.g. a batch timeout): kill the workers, remove the scratch folder."""
+        if session is not None:
+            session.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(128 + signum)
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_terminate)
     try:
         user = worker_identity(config)
         found, warnings = find_files(args.submission)
