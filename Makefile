@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench mutants alternatives flaky grade-all compare test clean
+        check-reference bench bench-batch mutants alternatives flaky grade-all compare test clean
 
 all: setup check-handout doctest zips check-reference
 	@echo "== all done: dist/autograder.zip, dist/handout.zip; the reference gets full marks, the handout zero"
@@ -60,9 +60,15 @@ zips: autograder handout-zip
 check-reference: setup
 	$(PY) tools/check_reference.py
 
-# Wall time and peak memory of grading the reference, per test group.
+# Wall time and peak memory of grading the reference, per test group, against the
+# training-only floor; then again with the worker limited to one thread.
 bench: setup
 	$(PY) tools/bench.py
+	$(PY) tools/bench.py --threads 1
+
+# Throughput of make grade-all on 20 mixed submissions, JOBS=1 and JOBS=2 (about 30 minutes).
+bench-batch: setup
+	$(PY) tools/bench_batch.py
 
 # Grade a Gradescope export: make grade-all SUBMISSIONS=<dir> [JOBS=n] [FORCE=1]
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)

@@ -1,7 +1,9 @@
 """Benchmark: grade the reference solution, one file group at a time and in total.
 
 Prints wall time and peak RSS (grader plus workers, sampled every 0.1 s from
-/proc) per group.  Linux only.  Usage: python tools/bench.py [--threads N]
+/proc) per group, the floor (the same training and evaluation run alone on the
+reference, tools/bench_floor.py) and the ratio of the two.  Linux only.
+Usage: python tools/bench.py [--threads N]
 """
 import argparse
 import os
@@ -58,15 +60,33 @@ def run(files, threads):
     return wall, peak, result["score"], sum(t["max_score"] for t in result["tests"])
 
 
+def floor(group, threads):
+    """Seconds of the same training/evaluation run alone, on the reference, without the grader."""
+    env = dict(os.environ)
+    if threads:
+        env.update(NNAG_WORKER_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                   OPENBLAS_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_floor.py"), group], env=env,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--threads", type=int, default=0, help="limit the worker's torch/BLAS threads")
+    p.add_argument("--threads", type=int, default=0, help="limit the worker's torch/BLAS threads (e.g. 1)")
     args = p.parse_args()
-    print(f"{'group':<14} {'wall s':>8} {'peak RSS MB':>12} {'score':>12}")
+    print(f"worker threads: {args.threads or 'default'}")
+    print(f"{'group':<14} {'wall s':>8} {'peak RSS MB':>12} {'score':>12} {'floor s':>8} {'ratio':>6}")
+    floors = {}
     for files in [[g] for g in GROUPS] + [list(GROUPS)]:
         wall, peak, score, total = run(files, args.threads)
-        name = files[0] if len(files) == 1 else "TOTAL"
-        print(f"{name:<14} {wall:>8.1f} {peak / 1024:>12.0f} {score:>6g}/{total:<5g}")
+        if len(files) == 1:
+            name = files[0]
+            floors[name] = floor(name, args.threads)
+            base = floors[name]
+        else:
+            name, base = "TOTAL", sum(floors.values())
+        print(f"{name:<14} {wall:>8.1f} {peak / 1024:>12.0f} {score:>6g}/{total:<5g} {base:>8.1f} {wall / base:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,10 @@ threshold; exits 1 if any run fails or a margin is below its target
 """
 import argparse
 import concurrent.futures
-import json
 import os
 import re
 import sys
 import tempfile
-import subprocess
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import variants  # noqa: E402
@@ -30,16 +28,9 @@ DEFAULT_TARGET = 0.03
 ACCURACY = re.compile(r"accuracy ([0-9.]+), threshold ([0-9.]+)")
 
 
-def run(folder, files, seed):
-    out = os.path.join(folder, f"results-{seed}.json")
-    cmd = ["--submission", folder, "--results", out, "--files", ",".join(files), "-k", "accuracy_threshold",
-           "--quiet"] + [a for stem in SEEDED for a in ("--set", f"budget.{stem}.seed={seed}")]
-    proc = subprocess.run([sys.executable, "-m", "grader.run"] + cmd, cwd=os.path.join(ROOT, "autograder"),
-                          capture_output=True, text=True, timeout=1800)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-1000:])
-    with open(out) as fh:
-        tests = json.load(fh)["tests"]
+def run(folder, files, seed, threads):
+    tests = variants.grade(folder, ",".join(files), [f"budget.{stem}.seed={seed}" for stem in SEEDED], threads,
+                           extra=("-k", "accuracy_threshold"), tag=f"results-{seed}")
     found = {}
     for t in tests:
         if t["tags"][1] == "hidden":
@@ -65,7 +56,8 @@ def main(argv=None):
             variants.build(spec, spec_dir, folder)
             jobs += [(label, folder, files, seed) for seed in range(1, args.seeds + 1)]
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            results = pool.map(lambda j: (j, run(j[1], j[2], j[3])), jobs)
+            threads = 1 if args.jobs > 1 else 0
+            results = pool.map(lambda j: (j, run(j[1], j[2], j[3], threads)), jobs)
             for (label, _, _, seed), found in results:
                 for stem, margin in found.items():
                     margins.setdefault((label, stem), []).append((margin, seed))

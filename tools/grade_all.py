@@ -77,7 +77,7 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def grade_one(sid, folder, out, state_key, timeout, grader_args, force):
+def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None):
     results = os.path.join(out, "results", f"{sid}.json")
     state_path = os.path.join(out, "results", f"{sid}.state.json")
     found, _ = find_files(folder)
@@ -96,7 +96,7 @@ def grade_one(sid, folder, out, state_key, timeout, grader_args, force):
     else:
         cmd = [sys.executable, "-m", "grader.run", "--submission", folder, "--results", results, "--quiet"]
         proc = subprocess.Popen(cmd + grader_args, cwd=os.path.join(ROOT, "autograder"), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=env)
         try:
             _, stderr = proc.communicate(timeout=timeout)
             with open(results) as fh:
@@ -230,10 +230,13 @@ def main(argv=None):
     os.makedirs(os.path.join(args.out, "results"), exist_ok=True)
     state_key = {"grader_version": VERSION, "config_hash": config["_hash"], "grader_args": args.grader_arg}
     progress = Progress(len(ids))
+    # parallel graders share the cores: give each worker its share of threads
+    env = dict(os.environ, NNAG_WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // args.jobs))) \
+        if args.jobs > 1 else None
     states = {}
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
         futures = {pool.submit(grade_one, sid, os.path.join(args.submissions, sid), args.out, state_key,
-                               args.timeout, args.grader_arg, args.force): sid for sid in ids}
+                               args.timeout, args.grader_arg, args.force, env): sid for sid in ids}
         for future in concurrent.futures.as_completed(futures):
             sid = futures[future]
             try:

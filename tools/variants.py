@@ -71,25 +71,30 @@ def build(spec, spec_dir, dest):
             raise VariantError(f"{spec['name']}: its script failed: {proc.stderr[-500:]}")
 
 
-def grade(folder, stem, overrides, threads):
-    results = os.path.join(folder, "results.json")
+def grade(folder, stem, overrides, threads, extra=(), tag="results"):
+    """Grade ``folder`` on the tests of ``stem`` (comma-separated stems allowed); returns results.json's tests.
+    ``threads`` limits the worker's torch/BLAS threads (use 1 when grading in parallel)."""
+    results = os.path.join(folder, f"{tag}.json")
     cmd = [sys.executable, "-m", "grader.run", "--submission", folder, "--results", results, "--files", stem,
-           "--quiet"] + [arg for item in overrides for arg in ("--set", item)]
+           "--quiet", *extra] + [arg for item in overrides for arg in ("--set", item)]
     env = dict(os.environ, NNAG_WORKER_THREADS=str(threads)) if threads else None
     proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, env=env,
                           timeout=1800)
     if proc.returncode:
         raise VariantError(f"grading {folder} failed: {proc.stderr[-1000:]}")
     with open(results) as fh:
-        result = json.load(fh)
-    return {t["name"]: (t["score"], t["max_score"], t["tags"][1]) for t in result["tests"]}
+        return json.load(fh)["tests"]
+
+
+def scores_of(tests):
+    return {t["name"]: (t["score"], t["max_score"], t["tags"][1]) for t in tests}
 
 
 def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     folder = os.path.join(work, spec["name"])
     build(spec, spec_dir, folder)
     stem = spec["file"][:-3]
-    scores = grade(folder, stem, overrides, threads)
+    scores = scores_of(grade(folder, stem, overrides, threads))
     row = {"name": spec["name"], "file": stem, "score": sum(s for s, _, _ in scores.values()),
            "max": sum(m for _, m, _ in scores.values())}
     if kind == "mutants":
@@ -128,8 +133,8 @@ def main(argv=None):
             build({"name": "_reference", "file": "numpy_ann.py"}, spec_dir, reference)
             stems = sorted({s["file"][:-3] for s in specs})
             with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-                for stem, scores in zip(stems, pool.map(lambda st: grade(reference, st, overrides, threads), stems)):
-                    baselines[stem] = scores
+                for stem, tests in zip(stems, pool.map(lambda st: grade(reference, st, overrides, threads), stems)):
+                    baselines[stem] = scores_of(tests)
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = {pool.submit(evaluate, args.kind, s, spec_dir, work, baselines, overrides, threads): s
                        for s in specs}

@@ -3,8 +3,6 @@
 Everything here works on float64 numpy arrays the grader owns, so a verdict
 never depends on the student's code beyond the values it returned.
 """
-import os
-
 import numpy as np
 
 
@@ -68,40 +66,66 @@ def accuracy(predicted, labels):
     return float(np.mean(np.asarray(predicted) == np.asarray(labels)))
 
 
-def reference_cnn(num_classes=10):
-    """The assignment's CNN architecture, built by the grader to evaluate student weights."""
-    import torch.nn as nn
-    layers = []
-    channels = [1, 32, 64, 128, 256]
-    for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(c_out),
-                   nn.Dropout(0.3)]
-    layers += [nn.Flatten(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, num_classes)]
-    return nn.Sequential(*layers)
+# The assignment CNN in numpy: 4 x [Conv3x3(pad 1), ReLU, MaxPool2, BatchNorm (eval), Dropout (identity)],
+# Flatten, Linear(256, 128), ReLU, Linear(128, classes).  state_dict indices: conv 0/5/10/15,
+# BatchNorm 3/8/13/18, Linear 21 and 23.
+CNN_CHANNELS = (1, 32, 64, 128, 256)
 
 
-def cnn_predict_in_process(state, X_uint8, chunk=1000):
-    """Labels predicted by the assignment CNN with the student's trained state_dict (eval mode).
+def cnn_state_shapes(num_classes=10):
+    shapes = {}
+    for i, (c_in, c_out) in enumerate(zip(CNN_CHANNELS[:-1], CNN_CHANNELS[1:])):
+        conv, bn = 5 * i, 5 * i + 3
+        shapes.update({f"{conv}.weight": (c_out, c_in, 3, 3), f"{conv}.bias": (c_out,), f"{bn}.weight": (c_out,),
+                       f"{bn}.bias": (c_out,), f"{bn}.running_mean": (c_out,), f"{bn}.running_var": (c_out,),
+                       f"{bn}.num_batches_tracked": ()})
+    shapes.update({"21.weight": (128, 256), "21.bias": (128,), "23.weight": (num_classes, 128),
+                   "23.bias": (num_classes,)})
+    return shapes
 
-    Imports torch; the grader calls it through ``cnn_predict`` in a separate process."""
-    import torch
-    model = reference_cnn()
-    expected = model.state_dict()
+
+def _conv3x3(x, weight, bias):
+    n, c, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))   # (N, C, H, W, 3, 3)
+    columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * h * w, c * 9)
+    out = columns @ weight.reshape(weight.shape[0], c * 9).T + bias                     # (N*H*W, out)
+    return out.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
+
+
+def _maxpool2(x):
+    n, c, h, w = x.shape
+    h2, w2 = h // 2, w // 2
+    return x[:, :, :2 * h2, :2 * w2].reshape(n, c, h2, 2, w2, 2).max(axis=(3, 5))
+
+
+def cnn_logits(state, X_uint8, num_classes=10, chunk=500):
+    """Evaluation-mode logits (N, classes) of the assignment CNN with ``state`` (a state_dict of arrays).
+    Raises ValueError when the state_dict does not fit the architecture."""
+    expected = cnn_state_shapes(num_classes)
     missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and tuple(np.shape(state[k])) != tuple(expected[k].shape)]
+    wrong = [k for k in expected if k in state and tuple(np.shape(state[k])) != expected[k]]
     if missing or extra or wrong:
         raise ValueError("the trained model's state_dict does not match the assignment's architecture "
                          f"(missing {missing[:4]}, unexpected {extra[:4]}, wrong shapes {wrong[:4]})")
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)).to(expected[k].dtype) for k, v in state.items()})
-    model.eval()
+    p = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
     out = []
-    with torch.no_grad():
-        for s in range(0, X_uint8.shape[0], chunk):
-            x = torch.from_numpy(X_uint8[s:s + chunk].astype(np.float32) / 255.0).unsqueeze(1)
-            out.append(model(x).argmax(dim=1).numpy())
-    return np.concatenate(out)
+    for s in range(0, X_uint8.shape[0], chunk):
+        x = (X_uint8[s:s + chunk].astype(np.float32) / 255.0)[:, None]                   # (n, 1, 28, 28)
+        for i in range(4):
+            conv, bn = 5 * i, 5 * i + 3
+            x = _maxpool2(np.maximum(_conv3x3(x, p[f"{conv}.weight"], p[f"{conv}.bias"]), 0))
+            scale = p[f"{bn}.weight"] / np.sqrt(p[f"{bn}.running_var"] + 1e-5)
+            x = (x - p[f"{bn}.running_mean"][:, None, None]) * scale[:, None, None] + p[f"{bn}.bias"][:, None, None]
+        x = x.reshape(x.shape[0], -1)                                                     # (n, 256)
+        h = np.maximum(x @ p["21.weight"].T + p["21.bias"], 0)
+        out.append(h @ p["23.weight"].T + p["23.bias"])
+    return np.concatenate(out).astype(np.float64)
 
 
+def cnn_predict(state, X_uint8):
+    """Labels predicted by the assignment CNN with the student's trained state_dict (evaluation mode)."""
+    return cnn_logits(state, X_uint8).argmax(axis=1)
 def ann_sgd_steps(state, X, y, lr, steps):
     """Full-batch SGD on the mean cross-entropy of Linear-ReLU-Linear (state_dict naming)."""
     s = {k: np.array(v, dtype=np.float64) for k, v in state.items()}
@@ -127,24 +151,3 @@ def judgement(metrics, gap=0.05, floor=0.80):
         return "underfitting"
     return "generalizing"
 
-
-def cnn_predict(state, X_uint8, timeout=600):
-    """``cnn_predict_in_process`` run in a short-lived process of the grader's own
-    (trusted) code, so the grading process never holds torch's memory.
-    Raises ValueError when the state_dict does not fit the architecture."""
-    import subprocess
-    import sys
-
-    from . import protocol
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    request = protocol.encode({"state": {k: np.asarray(v) for k, v in state.items()},
-                               "images": np.ascontiguousarray(X_uint8, dtype=np.uint8)})
-    proc = subprocess.run([sys.executable, "-m", "grader.cnn_eval"], input=request, capture_output=True,
-                          cwd=here, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the grader's CNN evaluation failed: {proc.stderr.decode('utf-8', 'replace')[-2000:]}")
-    import io
-    reply = protocol.read_message(io.BytesIO(proc.stdout))
-    if "error" in reply:
-        raise ValueError(reply["error"])
-    return reply["labels"]

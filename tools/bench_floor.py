@@ -1,0 +1,83 @@
+"""The floor for `make bench`: the training and evaluation one grade needs,
+run directly on the reference classes without the grader.
+
+    python tools/bench_floor.py GROUP     prints the seconds spent in training/evaluation calls
+"""
+import os
+import sys
+import time
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "solution"))
+
+
+from utils import load_mnist_f, one_hot  # noqa: E402
+
+
+def main(group):
+    with open(os.path.join(ROOT, "autograder", "config.toml"), "rb") as fh:
+        budget = tomllib.load(fh)["budget"]
+    threads = int(os.environ.get("NNAG_WORKER_THREADS") or 0)
+    X_train, y_train, X_test, y_test = load_mnist_f(allow_download=False)
+    spent = 0.0
+    if group == "numpy_ann":
+        from numpy_ann import NumpyANN
+        b = budget[group]
+        n = b["train_images"]
+        X = X_train[:n].reshape(n, 784) / 255.0
+        Xv = X_train[-1000:].reshape(1000, 784) / 255.0
+        start = time.time()
+        NumpyANN(784, b["hidden_size"], 10, b["lr"], random_seed=b["seed"]).train(
+            X, one_hot(y_train[:n]), Xv, one_hot(y_train[-1000:]), epochs=b["epochs"], batch_size=b["batch_size"])
+        spent = time.time() - start
+    else:
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        eye = torch.eye(10)
+
+        def images(a, flat=False):
+            t = torch.from_numpy(a).float() / 255
+            return t.reshape(len(a), 784) if flat else t.unsqueeze(1)
+
+        if group == "pytorch_ann":
+            from pytorch_ann import PyTorchANN
+            b = budget[group]
+            val = (images(X_train[50000:], True), eye[y_train[50000:]])
+            start = time.time()
+            for n, epochs in ((b["train_images"], b["epochs"]), (50000, 10)):      # accuracy, judgement
+                PyTorchANN(784, b["hidden_size"], 10).train(images(X_train[:n], True), eye[y_train[:n]], *val,
+                                                            epochs=epochs, batch_size=b["batch_size"],
+                                                            learning_rate=b["lr"])
+            spent = time.time() - start
+        elif group == "pytorch_cnn":
+            from pytorch_cnn import PyTorchCNN
+            b = budget[group]
+            n, chunk = b["train_images"], b["chunk"]
+            calls = (n + chunk - 1) // chunk
+            xv, yv = images(X_train[-b["val_images"]:]), eye[y_train[-b["val_images"]:]]
+            start = time.time()
+            net = PyTorchCNN(random_seed=b["seed"])
+            for i, s in enumerate(range(0, n, chunk)):
+                lr = b["lr_start"] * (b["lr_end"] / b["lr_start"]) ** (i / max(calls - 1, 1))
+                net.train(images(X_train[s:s + chunk]), eye[y_train[s:s + chunk]], xv, yv, epochs=1,
+                          learning_rate=lr)
+            net.predict(images(X_test[:b["test_images"]]))
+            m, v = b["judgement_train_images"], b["judgement_val_images"]
+            PyTorchCNN().train(images(X_train[:m]), eye[y_train[:m]], images(X_train[50000:50000 + v]),
+                               eye[y_train[50000:50000 + v]], epochs=b["judgement_epochs"])
+            spent = time.time() - start
+        elif group == "fashionmnist":
+            import fashionmnist
+            start = time.time()
+            model = fashionmnist.load_model(os.path.join(ROOT, "solution", "fmnist.pth"))
+            fashionmnist.predict(model, images(X_test[:budget[group]["test_images"]]))
+            spent = time.time() - start
+        else:
+            raise SystemExit(f"bench_floor: unknown group {group!r}")
+    print(f"{spent:.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
