@@ -46,10 +46,11 @@ def main(group):
             b = budget[group]
             val = (images(X_train[50000:], True), eye[y_train[50000:]])
             start = time.time()
-            for n, epochs in ((b["train_images"], b["epochs"]), (50000, 10)):      # accuracy, judgement
-                PyTorchANN(784, b["hidden_size"], 10).train(images(X_train[:n], True), eye[y_train[:n]], *val,
-                                                            epochs=epochs, batch_size=b["batch_size"],
-                                                            learning_rate=b["lr"])
+            for n, schedule in ((b["train_images"], b["schedule"]), (50000, [(10, b["lr"])])):  # accuracy, judgement
+                net = PyTorchANN(784, b["hidden_size"], 10)
+                for epochs, lr in schedule:
+                    net.train(images(X_train[:n], True), eye[y_train[:n]], *val, epochs=epochs,
+                              batch_size=b["batch_size"], learning_rate=lr)
             spent = time.time() - start
         elif group == "pytorch_cnn":
             from pytorch_cnn import PyTorchCNN

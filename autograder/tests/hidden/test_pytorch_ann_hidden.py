@@ -59,17 +59,20 @@ def test_validation_metrics_come_from_the_validation_data(pytorch_ann):
                  hint="compute the validation loss on X_val, y_val with the weights at the end of the epoch")
 
 
-def train_main_config(pytorch_ann, fmnist_data, config, n, epochs, seed=42):
+def train_main_config(pytorch_ann, fmnist_data, config, n, schedule, seed=42):
+    """Train on the first ``n`` images, one train() call per (epochs, learning rate) in ``schedule``."""
     X_train, y_train, _, _ = fmnist_data
     b = config["budget"]["pytorch_ann"]
     pytorch_ann.seed(seed)
     net = pytorch_ann.new("PyTorchANN", 784, b["hidden_size"], 10, random_seed=seed)
     val = slice(50000, 60000)
-    net.call("train", data(X_train[:n], "float32", 1 / 255, (n, 784), torch=True),
-             onehot(y_train[:n], 10, "float32", torch=True),
-             data(X_train[val], "float32", 1 / 255, (10000, 784), torch=True),
-             onehot(y_train[val], 10, "float32", torch=True), epochs=epochs, batch_size=b["batch_size"],
-             learning_rate=b["lr"], timeout=config["time_limits"]["train_pytorch_ann"])
+    X = data(X_train[:n], "float32", 1 / 255, (n, 784), torch=True)
+    y = onehot(y_train[:n], 10, "float32", torch=True)
+    Xv = data(X_train[val], "float32", 1 / 255, (10000, 784), torch=True)
+    yv = onehot(y_train[val], 10, "float32", torch=True)
+    for epochs, lr in schedule:
+        net.call("train", X, y, Xv, yv, epochs=epochs, batch_size=b["batch_size"], learning_rate=lr,
+                 timeout=config["time_limits"]["train_pytorch_ann"])
     return net
 
 
@@ -78,7 +81,7 @@ def train_main_config(pytorch_ann, fmnist_data, config, n, epochs, seed=42):
 def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
     """PyTorchANN reaches the accuracy threshold on Fashion-MNIST (grader-computed)"""
     b = config["budget"]["pytorch_ann"]
-    net = train_main_config(pytorch_ann, fmnist_data, config, b["train_images"], b["epochs"], b["seed"])
+    net = train_main_config(pytorch_ann, fmnist_data, config, b["train_images"], b["schedule"], b["seed"])
     state = net.state_dict("model")
     shapes = {"0.weight": (b["hidden_size"], 784), "0.bias": (b["hidden_size"],), "2.weight": (10, b["hidden_size"]),
               "2.bias": (10,)}
@@ -88,14 +91,14 @@ def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
     logits = refmath.linear_relu_linear_logits(state, X_test[:m].reshape(m, 784) / 255.0)
     acc = refmath.accuracy(logits.argmax(axis=1), y_test[:m])
     note(check_threshold(acc, config["thresholds"]["pytorch_ann"], "PyTorchANN", config,
-                         f"trained on {b['train_images']} images for {b['epochs']} epochs, "
+                         f"trained on {b['train_images']} images, (epochs, learning rate) {b['schedule']}, "
                          f"evaluated by the grader on {m} test images"))
 
 
 @pytest.mark.weight(0.5)
 def test_judgement_follows_the_stated_rule(pytorch_ann, fmnist_data, config):
     """PyTorchANN.report_my_judgement follows the docstring's rule on the main block's run"""
-    net = train_main_config(pytorch_ann, fmnist_data, config, 50000, 10)
+    net = train_main_config(pytorch_ann, fmnist_data, config, 50000, [(10, config["budget"]["pytorch_ann"]["lr"])])
     metrics = check_metrics(net.get("train_val_metrics"), 10, "PyTorchANN")
     expected = refmath.judgement(metrics)
     got = net.call("report_my_judgement")
