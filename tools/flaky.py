@@ -43,6 +43,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--file", action="append", default=[], help="only these file stems (repeatable)")
     args = p.parse_args(argv)
     specs, spec_dir = variants.load_specs("alternatives")
     by_name = {s["name"]: s for s in specs}
@@ -51,6 +52,9 @@ def main(argv=None):
         os.chmod(work, 0o755)
         jobs = []
         for label, alternative, files in SUBJECTS:
+            files = tuple(f for f in files if not args.file or f in args.file)
+            if not files:
+                continue
             spec = by_name[alternative] if alternative else {"name": label, "file": "numpy_ann.py"}
             folder = os.path.join(work, label)
             variants.build(spec, spec_dir, folder)
