@@ -26,6 +26,10 @@ POSIX = os.name == "posix"
 class WorkerFailure(Exception):
     """The worker could not answer: it timed out, crashed, or broke the protocol."""
 
+    def __init__(self, message, timed_out=False):
+        super().__init__(message)
+        self.timed_out = timed_out
+
 
 class StudentError(Exception):
     """The student's code raised; ``info`` has type, message and where."""
@@ -150,7 +154,7 @@ class Worker:
         except queue.Empty:
             self.kill()
             raise WorkerFailure(f"no answer within the time limit of {timeout:g} s; the process was stopped"
-                                + self._stderr_suffix()) from None
+                                + self._stderr_suffix(), timed_out=True) from None
         if kind == "reply":
             if not isinstance(payload, dict) or "ok" not in payload:
                 self.kill()

@@ -7,7 +7,9 @@ Tests never see student objects, only handles:
     W1 = ann.get("W1")
 
 A file that is missing, or fails or hangs at import, is recorded once; every
-later request for it fails at once with that message.
+later request for it fails at once with that message.  So does a file whose
+requests ran out of time ``time_limits.timeouts_per_file`` times: a method that
+never returns costs that many time limits, not one per test.
 """
 import os
 
@@ -93,6 +95,7 @@ class StudentFile:
         self.filename = ALLOWLIST[stem][0]
         self.worker = None
         self.broken = None
+        self.timeouts = 0
 
     def _ensure(self):
         if self.broken:
@@ -124,6 +127,12 @@ class StudentFile:
             raise GradeFailure(f"{what} raised {exc}") from None
         except client.WorkerFailure as exc:
             self.worker.stop()  # restarted for the next test
+            if exc.timed_out:
+                self.timeouts += 1
+                allowed = self.session.config["time_limits"]["timeouts_per_file"]
+                if self.timeouts >= allowed:
+                    self.broken = (f"{self.filename} ran out of time {self.timeouts} times, so its remaining "
+                                   "tests were not run. Every later test of this file fails with this message.")
             raise GradeFailure(f"{what}: {exc}") from None
 
     def new(self, cls, *args, timeout=None, **kwargs):
