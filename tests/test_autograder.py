@@ -28,6 +28,14 @@ def grade(submission, results, *extra, config=None):
     return result
 
 
+REPORT = "Instructor report: limits and forbidden actions"
+
+
+def graded_tests(result):
+    """The tests that carry points (the instructor's 0-point report left out)."""
+    return [t for t in result["tests"] if t["name"] != REPORT]
+
+
 def by_file(result):
     scores = {}
     for t in result["tests"]:
@@ -51,7 +59,7 @@ def test_reference_gets_full_marks_through_make_grade(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert results_mod.validate(result) == []
-    assert {t["tags"][0] for t in result["tests"]} == set(GRADED)
+    assert {t["tags"][0] for t in graded_tests(result)} == set(GRADED)
     assert [t["name"] for t in result["tests"] if t["status"] != "passed"] == []
     assert result["score"] == sum(t["max_score"] for t in result["tests"]) > 0
     assert result["leaderboard"][0]["name"] == "Accuracy" and result["leaderboard"][0]["value"] >= 0.9
@@ -60,8 +68,10 @@ def test_reference_gets_full_marks_through_make_grade(tmp_path):
 
 def test_untouched_handout_scores_zero_on_every_test(tmp_path):
     result = grade(HANDOUT, tmp_path / "r.json")
-    assert len(result["tests"]) > 40
-    assert all(t["score"] == 0 and t["status"] == "failed" for t in result["tests"])
+    assert len(graded_tests(result)) > 40
+    assert all(t["score"] == 0 and t["status"] == "failed" for t in graded_tests(result))
+    report = [t for t in result["tests"] if t["name"] == REPORT]
+    assert report[0]["output"] == "Nothing to report." and report[0]["visibility"] == "hidden"
     assert result["score"] == 0
     assert "Traceback" not in json.dumps(result)
 
@@ -69,7 +79,7 @@ def test_untouched_handout_scores_zero_on_every_test(tmp_path):
 def test_results_carry_version_config_hash_and_visibility(tmp_path):
     result = grade(SOLUTION, tmp_path / "r.json", "--files", "numpy_ann", "-k", "relu")
     assert result["extra_data"]["grader_version"] and len(result["extra_data"]["config_hash"]) == 16
-    kinds = {t["tags"][1]: t["visibility"] for t in result["tests"]}
+    kinds = {t["tags"][1]: t["visibility"] for t in graded_tests(result)}
     assert kinds == {"public": "visible", "hidden": "after_published"}
     assert len({t["number"] for t in result["tests"]}) == len(result["tests"])
 
@@ -161,7 +171,7 @@ def test_crash_in_a_method_costs_only_that_test(tmp_path):
         "        import os, signal\n        os.kill(os.getpid(), signal.SIGKILL)\n")
     (sub / "numpy_ann.py").write_text(text)
     result = grade(sub, tmp_path / "r.json", "--files", "numpy_ann", "--tests", "public")
-    failed = {t["name"]: t["output"] for t in result["tests"] if t["status"] == "failed"}
+    failed = {t["name"]: t["output"] for t in graded_tests(result) if t["status"] == "failed"}
     # _relu_grad kills the worker; only the tests that reach it fail, and each says why
     assert any("relu_grad" in name for name in failed) and len(failed) <= 4
     assert all("killed by signal SIGKILL" in out for out in failed.values())
@@ -217,7 +227,7 @@ def test_students_run_the_public_tests_from_the_handout_zip(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads((folder / "public_results.json").read_text())
         assert results_mod.validate(result) == [] and "TOTAL" in proc.stdout
-        assert {t["tags"][1] for t in result["tests"]} == {"public"}
+        assert {t["tags"][1] for t in graded_tests(result)} == {"public"}
         scores[kind] = (result["score"], sum(t["max_score"] for t in result["tests"]))
     assert scores["stubs"][0] == 0
     assert scores["solved"][0] == scores["solved"][1] == scores["stubs"][1] > 0

@@ -19,16 +19,64 @@ import time
 from . import protocol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNTIME_FILES = ("worker.py", "protocol.py")
+RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py")
 POSIX = os.name == "posix"
 
 
-class WorkerFailure(Exception):
-    """The worker could not answer: it timed out, crashed, or broke the protocol."""
+FORBIDDEN = "this file's tests stopped: the code tried an action the grader does not allow"
+OVER_LIMIT = "this file's tests stopped: the code went over one of the grader's resource limits"
 
-    def __init__(self, message, timed_out=False):
+
+class WorkerFailure(Exception):
+    """The worker could not answer: it timed out, crashed, or broke the protocol.
+
+    ``fatal``: a forbidden action or a resource limit; the file's later tests are not run."""
+
+    def __init__(self, message, timed_out=False, fatal=False):
         super().__init__(message)
         self.timed_out = timed_out
+        self.fatal = fatal
+
+
+def processes_of(uid):
+    """[(pid, process group)] of the live (not zombie) processes whose real uid is ``uid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            with open(f"/proc/{name}/stat") as fh:
+                stat = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid and fields.get("State", "").split()[:1] not in (["Z"],
+                                                                                                       ["X"]):
+            found.append((int(name), int(stat[2])))
+    return found
+
+
+def kill_user(uid, gid):
+    """Root only: SIGKILL every process of the dedicated worker user ``uid``.
+
+    A child process takes that uid and calls kill(-1, SIGKILL), which reaches
+    every process of the user at once, daemons that left the process group
+    included.  Never call this for a uid that is anyone's real account."""
+    for _ in range(50):
+        if not processes_of(uid):
+            return
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(0.02)
 
 
 class StudentError(Exception):
@@ -52,7 +100,11 @@ def prepare_runtime(directory):
 
 class Worker:
     def __init__(self, module, scratch, runtime, python=None, user=None, env=None,
-                 output_cap=64 * 1024):
+                 output_cap=64 * 1024, setup=None, output_limit=None, on_event=None):
+        """``user``: (uid, gid) of a user of the worker's own (root only), or None.
+        ``setup``: the sandbox settings sent before anything else (see worker.op_setup).
+        ``output_limit``: bytes of output after which the process is killed.
+        ``on_event``: called with each line for the instructor's report."""
         self.module = module
         self.scratch = scratch
         self.runtime = runtime
@@ -60,6 +112,10 @@ class Worker:
         self.user = user
         self.env = env
         self.output_cap = output_cap
+        self.setup = dict(setup or {})
+        self.output_limit = output_limit
+        self.on_event = on_event or (lambda text: None)
+        self.limit_hit = None
         self.proc = None
         self.replies = None
         self.output = collections.deque()
@@ -68,19 +124,40 @@ class Worker:
 
     # -- process -------------------------------------------------------------
     def start(self):
+        """Start the worker and confine it (the setup request); raises WorkerFailure."""
         cmd = [self.python, "-I", os.path.join(self.runtime, "worker.py"), self.scratch, self.module]
         kwargs = {}
+        events_read = events_write = None
         if POSIX:
             kwargs["start_new_session"] = True
             if self.user is not None:
+                kill_user(*self.user)        # leftovers of an earlier grader in this slot
                 kwargs.update(user=self.user[0], group=self.user[1], extra_groups=[])
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=self.scratch, env=self.env, **kwargs)
+            events_read, events_write = os.pipe()
+            kwargs["pass_fds"] = (events_write,)
+        self.limit_hit = None
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, cwd=self.scratch, env=self.env, **kwargs)
+        finally:
+            if events_write is not None:
+                os.close(events_write)
         self.replies = queue.Queue()
         self.output.clear()
         self.output_size = self.output_dropped = 0
         threading.Thread(target=self._read_replies, args=(self.proc, self.replies), daemon=True).start()
         threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()
+        if events_read is not None:
+            threading.Thread(target=self._read_events, args=(events_read,), daemon=True).start()
+        if POSIX:
+            answer = self.request("setup", 120, **dict(self.setup, events_fd=events_write))
+            if answer and answer.get("seccomp"):
+                self.on_event(f"network filter not installed: {answer['seccomp']}")
+
+    def _read_events(self, fd):
+        with os.fdopen(fd, "rb") as stream:
+            for line in stream:
+                self.on_event(line.decode("utf-8", "replace").rstrip("\n"))
 
     def _read_replies(self, proc, replies):
         try:
@@ -96,6 +173,10 @@ class Worker:
             chunk = proc.stderr.read1(8192) if hasattr(proc.stderr, "read1") else proc.stderr.read(8192)
             if not chunk:
                 return
+            if self.output_limit and self.output_size + self.output_dropped + len(chunk) > self.output_limit \
+                    and self.limit_hit is None:
+                self.limit_hit = f"wrote more than {self.output_limit} bytes of output"
+                self._kill_group()
             if self.output_size < self.output_cap:
                 keep = chunk[: self.output_cap - self.output_size]
                 self.output.append(keep)
@@ -107,21 +188,31 @@ class Worker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def _kill_group(self):
+        try:
+            if POSIX:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def kill(self):
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            try:
-                if POSIX:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                else:
-                    self.proc.kill()
-            except (ProcessLookupError, PermissionError):
-                pass
+            self._kill_group()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if POSIX and self.user is not None:
+            self._kill_group()               # children left in the group
+            escaped = [pid for pid, group in processes_of(self.user[0]) if group != self.proc.pid]
+            if escaped:
+                self.on_event(f"{len(escaped)} process(es) had left the worker's process group "
+                              "(daemon or setsid); all were killed")
+            kill_user(*self.user)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 stream.close()
@@ -149,10 +240,10 @@ class Worker:
             protocol.write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
             return self._died(timeout)
-        try:
-            kind, payload = self.replies.get(timeout=timeout)
-        except queue.Empty:
+        kind, payload = self._wait(timeout)
+        if kind == "timeout":
             self.kill()
+            self.on_event(f"no answer within the time limit of {timeout:g} s ({op})")
             raise WorkerFailure(f"no answer within the time limit of {timeout:g} s; the process was stopped"
                                 + self._stderr_suffix(), timed_out=True) from None
         if kind == "reply":
@@ -167,6 +258,25 @@ class Worker:
             raise WorkerFailure(f"the worker broke the protocol ({payload})" + self._stderr_suffix())
         return self._died(timeout)
 
+    def _wait(self, timeout):
+        """Next reply, or ("timeout", None); as root, also watches the worker user's process count."""
+        deadline = time.monotonic() + timeout
+        limit = (self.setup.get("limits") or {}).get("processes")
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout", None
+            try:
+                return self.replies.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                pass
+            if self.user is not None and limit and self.limit_hit is None:
+                count = len(processes_of(self.user[0]))
+                if count >= max(4, limit // 4):   # threads do not show here; processes do
+                    self.limit_hit = f"started {count} processes"
+                    self._kill_group()
+                    kill_user(*self.user)
+
     def _died(self, timeout):
         try:
             code = self.proc.wait(timeout=5)
@@ -176,12 +286,24 @@ class Worker:
         time.sleep(0.05)  # let the output reader drain
         if code is not None and code < 0:
             try:
-                what = f"was killed by signal {signal.Signals(-code).name}"
+                name = signal.Signals(-code).name
             except ValueError:
-                what = f"was killed by signal {-code}"
+                name = str(-code)
+            what = f"was killed by signal {name}"
         else:
-            what = f"exited with code {code}"
+            name, what = None, f"exited with code {code}"
         self.kill()
+        if self.limit_hit:
+            self.on_event(f"resource limit: the worker {self.limit_hit}; it was killed")
+            raise WorkerFailure(OVER_LIMIT, fatal=True)
+        if name == "SIGSYS":
+            self.on_event("forbidden system call (a network socket or another blocked call): killed by SIGSYS")
+            raise WorkerFailure(FORBIDDEN, fatal=True)
+        if name in ("SIGXCPU", "SIGXFSZ"):
+            which = "CPU time" if name == "SIGXCPU" else "file size"
+            self.on_event(f"resource limit: {which} ({name})")
+            raise WorkerFailure(OVER_LIMIT, fatal=True)
+        self.on_event(f"the worker {what}")
         raise WorkerFailure(f"the process running your code {what}" + self._stderr_suffix())
 
     def _stderr_suffix(self):

@@ -24,7 +24,7 @@ def load(path=None, overrides=()):
     for item in overrides:
         _override(config, item, path)
         raw += b"\n# override " + item.encode("utf-8")
-    for section in ("grading", "time_limits", "size_limits", "thresholds", "partial_credit", "budget"):
+    for section in ("grading", "limits", "time_limits", "size_limits", "thresholds", "partial_credit", "budget"):
         if section not in config:
             raise ConfigError(f"{path}: section [{section}] is missing")
     for key in ("hidden_visibility", "public_visibility"):

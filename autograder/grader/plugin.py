@@ -8,6 +8,8 @@ autograder/tests/hidden/, in the module of the file it grades
     @pytest.mark.number("1.4")           Gradescope test number (default: automatic)
     @pytest.mark.visibility("visible")   default: by directory (see config [grading])
 
+    @pytest.mark.training                trains on the full data (skippable with --skip-training)
+
 and fixtures ``numpy_ann``, ``pytorch_ann``, ``pytorch_cnn``, ``fashionmnist``
 (the student's file, see session.py), ``config``, ``fmnist_data``.
 """
@@ -25,7 +27,8 @@ STATE = {}  # set by run.py: session, config, records, load_data, expected, lead
 def pytest_configure(config):
     for line in ("weight(points): points of this test", "number(text): Gradescope test number",
                  "visibility(v): visible, hidden, after_due_date or after_published",
-                 "file(stem): the submitted file this test grades"):
+                 "file(stem): the submitted file this test grades",
+                 "training: trains or evaluates on the full data (run.py --skip-training leaves it out)"):
         config.addinivalue_line("markers", line)
 
 
@@ -65,8 +68,22 @@ def note(text):
     STATE.setdefault("notes", {}).setdefault(STATE.get("current"), []).append(text)
 
 
+def instructor_note(text):
+    """Add a line to the instructor-only report (a hidden 0-point test); never changes a score."""
+    STATE.setdefault("instructor_notes", []).append(text)
+
+
 def leaderboard(name, value, order="desc"):
     STATE.setdefault("leaderboard", []).append({"name": name, "value": value, "order": order})
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """--skip-training STEMS: leave out those files' training tests (the red-team suite's spill-over check)."""
+    skip = STATE.get("skip_training") or ()
+    keep = [i for i in items if not (_file_of(i) in skip and i.get_closest_marker("training"))]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 def pytest_runtest_setup(item):

@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 
 from . import VERSION, client, results  # noqa: E402
 from . import config as config_mod  # noqa: E402
-from .submission import GRADED, find_files, make_scratch  # noqa: E402
+from .submission import GRADED, find_files, make_scratch, suspicious_files  # noqa: E402
 
 GRADER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # autograder/
 ROOT_DIR = os.path.dirname(GRADER_DIR)
@@ -54,17 +54,65 @@ def load_expected():
         return {k: npz[k] for k in npz.files}
 
 
+SLOT_DIR = "/run/nnag-slots"
+
+
 def worker_identity(config):
-    """(uid, gid) of the unprivileged worker user when root, else None."""
+    """(uid, gid) of this grader's own worker user when root, else None.
+
+    Concurrent graders (make grade-all, the self-tests) each hold a slot: an
+    exclusive lock on SLOT_DIR/<n>, released when the process ends.  Slot n's
+    workers run as uid worker_uid_base + n, a uid with no account, so killing
+    every process of it can hit nothing else."""
     if os.name != "posix" or os.geteuid() != 0:
         return None
+    import fcntl
+    import grp
     import pwd
-    name = config["grading"]["worker_user"]
+    g = config["grading"]
     try:
-        entry = pwd.getpwnam(name)
+        gid = grp.getgrnam(g["worker_group"]).gr_gid
     except KeyError:
-        raise RuntimeError(f"config grading.worker_user: there is no user {name!r} on this machine") from None
-    return entry.pw_uid, entry.pw_gid
+        raise RuntimeError(f"config grading.worker_group: there is no group {g['worker_group']!r} "
+                           "on this machine") from None
+    folder = SLOT_DIR if os.path.isdir(os.path.dirname(SLOT_DIR)) else os.path.join(tempfile.gettempdir(),
+                                                                                    "nnag-slots")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for slot in range(int(g["worker_slots"])):
+        uid = int(g["worker_uid_base"]) + slot
+        try:
+            pwd.getpwuid(uid)
+            continue                      # a real account: never ours to kill
+        except KeyError:
+            pass
+        fd = os.open(os.path.join(folder, str(slot)), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        HELD_SLOTS.append(fd)             # kept open (and locked) until this process ends
+        return uid, gid
+    raise RuntimeError(f"all {g['worker_slots']} worker slots in {folder} are taken by other graders; "
+                       "raise config grading.worker_slots or run fewer graders at once")
+
+
+HELD_SLOTS = []
+
+
+def protected_paths(args, workdir):
+    """Paths the worker must not open or list (the audit hook; as root, file permissions do the same).
+
+    A path holding the worker's own folders or the interpreter is left out."""
+    paths = [GRADER_DIR] + [os.path.join(ROOT_DIR, d) for d in ("solution", "tests", "build", "dist", "tools")]
+    paths += [os.path.abspath(args.results), os.path.abspath(args.submission)]
+    paths += list(args.lock) + ["/autograder/source", "/autograder/results", "/autograder/submission",
+                                "/autograder/submission_metadata.json", "/usr/share/datasets"]
+    if args.data_dir:
+        paths.append(os.path.abspath(args.data_dir))
+    needed = [os.path.realpath(workdir), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]
+    both = {form for p in paths for form in (os.path.abspath(p), os.path.realpath(p))}   # as given and resolved
+    return sorted(p for p in both if not any(n == p or n.startswith(p.rstrip(os.sep) + os.sep) for n in needed))
 
 
 def worker_env(config, scratch_home):
@@ -99,6 +147,23 @@ def check_interpreter(python, user, env):
     if proc.returncode != 0:
         return proc.stderr.decode("utf-8", "replace")[-500:]
     return None
+
+
+REPORT_NAME = "Instructor report: limits and forbidden actions"
+
+
+def instructor_report(session, upload_hits, notes):
+    """A 0-point, hidden test whose output lists every limit hit and refused or telling action."""
+    lines = []
+    if upload_hits:
+        lines.append("upload: never loaded, but shipped: " + ", ".join(upload_hits))
+    for stem, events in (session.events() if session is not None else {}).items():
+        lines += [f"{stem}: {e}" for e in events]
+    lines += [f"check: {n}" for n in notes]
+    return {"nodeid": "instructor-report", "test": "instructor_report", "file": "general", "name": REPORT_NAME,
+            "number": "0.1", "max_score": 0.0, "visibility": "hidden", "kind": "hidden",
+            "status": "failed" if lines else "passed", "score": 0.0,
+            "output": "\n".join(lines) if lines else "Nothing to report."}
 
 
 def number_tests(records):
@@ -143,6 +208,8 @@ def parse_args(argv):
     p.add_argument("--data-dir", default=os.environ.get("FMNIST_DIR"), help="Fashion-MNIST folder")
     p.add_argument("--lock", nargs="*", default=[], help="folders to make root-only before grading (Gradescope)")
     p.add_argument("--quiet", action="store_true", help="do not print the score table")
+    p.add_argument("--skip-training", default="", metavar="STEMS",
+                   help="comma-separated file stems whose @training tests are left out (self-tests)")
     return p.parse_args(argv)
 
 
@@ -198,6 +265,11 @@ def main(argv=None):
         if user:
             os.chown(home, *user)
         env = worker_env(config, home)
+        limits = dict(config["limits"])
+        if user is None:
+            limits["processes"] = None    # it would count every process of the person running the grader
+        setup = {"limits": limits, "protected": protected_paths(args, workdir), "writable": [home, "/dev/null", "/dev/shm"],
+                 "threads": int(env.get("OMP_NUM_THREADS", 0))}
         problem = check_interpreter(sys.executable, user, env)
         if problem:
             raise RuntimeError(f"the worker user cannot run {sys.executable}: {problem}. Put the grader's "
@@ -205,10 +277,11 @@ def main(argv=None):
 
         from . import plugin, session as session_mod
         session = session_mod.Session(config, scratch, runtime, python=sys.executable, user=user, worker_env=env,
-                                      found=found)
+                                      found=found, setup=setup)
         plugin.STATE.clear()
         plugin.STATE.update(session=session, config=config, records={}, load_data=data_loader(args.data_dir),
-                            expected=load_expected, leaderboard=[])
+                            expected=load_expected, leaderboard=[],
+                            skip_training=[f for f in args.skip_training.split(",") if f])
         test_dirs = [os.path.join(TESTS_DIR, kind) for kind in (("public", "hidden") if args.tests == "all"
                                                                 else (args.tests,))]
         test_files = [os.path.join(d, f) for stem in files for d in test_dirs if os.path.isdir(d)
@@ -223,8 +296,14 @@ def main(argv=None):
         import pytest
         if test_files:
             pytest.main(pytest_args)
+        session.close()
+        report = instructor_report(session, suspicious_files(args.submission),
+                                   plugin.STATE.get("instructor_notes", []))
         records = number_tests(sorted(plugin.STATE["records"].values(),
                                       key=lambda r: (FILE_ORDER.get(r["file"], 9), r["kind"] == "hidden")))
+        records.append(dict(report, tags=["general", "hidden"]))
+        if not args.quiet:
+            print(f"{REPORT_NAME}:\n{report['output']}")
         output_lines = [f"Autograder {VERSION}."]
         output_lines += [f"Note: {n}" for n in notes]
         missing = [f"{stem}.py" for stem in files if f"{stem}.py" not in found]

@@ -96,6 +96,7 @@ class StudentFile:
         self.worker = None
         self.broken = None
         self.timeouts = 0
+        self.events = []
 
     def _ensure(self):
         if self.broken:
@@ -105,15 +106,35 @@ class StudentFile:
         s = self.session
         if self.stem not in s.scratch:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
-        self.worker = client.Worker(self.stem, s.scratch[self.stem], s.runtime, python=s.python, user=s.user,
-                                    env=s.worker_env, output_cap=s.config["grading"]["output_cap"])
+        scratch = s.scratch[self.stem]
+        setup = dict(s.setup, writable=list(s.setup.get("writable", [])) + [scratch])
+        self.worker = client.Worker(self.stem, scratch, s.runtime, python=s.python, user=s.user,
+                                    env=s.worker_env, output_cap=s.config["grading"]["output_cap"], setup=setup,
+                                    output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event)
         try:
             self.worker.start()
             self.worker.request("import", s.config["time_limits"]["import"])
-        except (client.StudentError, client.WorkerFailure, OSError) as exc:
-            self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
-            self.worker.stop()
-            raise Unavailable(self.broken) from None
+        except client.StudentError as exc:
+            self._note_error(exc, "import")
+            self._broken_at_import(exc)
+        except (client.WorkerFailure, OSError) as exc:
+            self._broken_at_import(exc)
+
+    def _broken_at_import(self, exc):
+        self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
+        self.worker.stop()
+        raise Unavailable(self.broken) from None
+
+    def event(self, text):
+        """A line for the instructor's report (see Session.report)."""
+        if text not in self.events and len(self.events) < 300:
+            self.events.append(text)
+
+    def _note_error(self, exc, what):
+        kind = exc.info.get("type")
+        if kind in ("SystemExit", "KeyboardInterrupt", "GeneratorExit", "MemoryError", "PermissionError",
+                    "UnpicklingError", "RecursionError"):
+            self.event(f"{what} raised {kind}: {str(exc.info.get('message'))[:160]}")
 
     def broken_message(self, text):
         return text + f"\nEvery test of {self.filename} fails with this message."
@@ -124,9 +145,12 @@ class StudentFile:
         try:
             return self.worker.request(op, limit, **fields)
         except client.StudentError as exc:
+            self._note_error(exc, what)
             raise GradeFailure(f"{what} raised {exc}") from None
         except client.WorkerFailure as exc:
             self.worker.stop()  # restarted for the next test
+            if exc.fatal:
+                self.broken = f"{exc}. Every later test of {self.filename} fails with this message."
             if exc.timed_out:
                 self.timeouts += 1
                 allowed = self.session.config["time_limits"]["timeouts_per_file"]
@@ -170,8 +194,10 @@ class StudentFile:
 
 
 class Session:
-    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None):
+    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None, setup=None):
+        """``setup``: the sandbox settings for every worker (worker.op_setup); each also may write its scratch."""
         self.config = config
+        self.setup = setup or {}
         self.found = found or {}
         self.scratch = scratch          # stem -> scratch folder
         self.runtime = runtime
@@ -188,4 +214,8 @@ class Session:
     def close(self):
         for f in self.files.values():
             f.close()
+
+    def events(self):
+        """{file stem: [lines]} for the instructor's report, files with nothing to report left out."""
+        return {stem: f.events for stem, f in self.files.items() if f.events}
 

@@ -42,6 +42,28 @@ def find_files(upload):
     return found, warnings
 
 
+# Names that would change how Python or pytest starts if they were ever loaded.
+# None of them is copied (only ALLOWLIST names are); they are listed for the
+# instructor because shipping them is a sign of an attempt.
+SUSPICIOUS = {"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py",
+              "sitecustomize.py", "usercustomize.py", "numpy.py", "torch.py", "pytest.py", "_pytest.py",
+              "results.json", "grader.py", "run_autograder", "setup.sh", "config.toml"}
+GRADER_MODULES = {"checks.py", "client.py", "config.py", "plugin.py", "protocol.py", "refmath.py", "results.py",
+                  "run.py", "sandbox.py", "session.py", "submission.py", "worker.py"}
+
+
+def suspicious_files(upload):
+    """Relative paths of uploaded files whose names suggest an attempt to change the grader."""
+    hits = []
+    for dirpath, dirnames, filenames in os.walk(upload, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            low = name.lower()
+            if low in SUSPICIOUS or low in GRADER_MODULES or (low.endswith(".pth") and low not in ALL_NAMES):
+                hits.append(os.path.relpath(os.path.join(dirpath, name), upload))
+    return hits
+
+
 def copy_capped(src, dest, limit):
     """Copy at most ``limit`` bytes; returns False (and copies nothing) when larger."""
     if os.path.getsize(src) > limit:

@@ -5,13 +5,16 @@ private copies of stdin/stdout; the student's prints go to stderr, which the
 grader caps.  Everything sent back is plain data (see protocol.py).  This
 process is untrusted: the grader checks every answer itself.
 """
+import atexit
 import os
 import sys
+import threading
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import protocol  # noqa: E402
+import sandbox  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -26,6 +29,14 @@ class Worker:
         self.module = None
         self.objects = {}
         self.spies = {}
+        self.guard = None
+        self.sentinels = {}
+        self.reported_replaced = set()
+        self.baseline = None
+
+    def report(self, text):
+        if self.guard is not None:
+            self.guard.report(text)
 
     # -- conversions ---------------------------------------------------------
     def decode_arg(self, value):
@@ -65,6 +76,12 @@ class Worker:
             return value
         if isinstance(value, str):
             return str(value)
+        kind = type(value)
+        if kind.__module__ not in ("builtins", "numpy", "torch", "torch.nn.parameter") and (
+                isinstance(value, (int, float, str, bytes, list, tuple, dict, np.ndarray))
+                or hasattr(value, "__torch_function__") or kind.__eq__ is not object.__eq__):
+            self.report(f"returned an object of type {kind.__module__}.{kind.__name__}, "
+                        "a subclass of a plain type or one with its own __eq__")
         if isinstance(value, (int, float, np.generic)):
             try:
                 number = value.item() if isinstance(value, np.generic) else value
@@ -111,6 +128,34 @@ class Worker:
         handle = f"h{len(self.objects)}"
         self.objects[handle] = obj
         return handle
+
+    def op_setup(self, request):
+        """Confine this process (sandbox.py); the first request, before any student code."""
+        path = os.path.join(self.scratch, self.module_name + ".py")
+        with open(path, "rb") as fh:
+            uses_torch = b"torch" in fh.read()
+        if uses_torch:              # imported here so that replacing its functions at import is seen
+            import torch
+            if request.get("threads"):
+                torch.set_num_threads(int(request["threads"]))
+        self.sentinels = sandbox.snapshot()
+        self.baseline = (atexit._ncallbacks(), threading.active_count())
+        sandbox.set_limits(request["limits"])
+        problem = sandbox.block_network() if request.get("block_network", True) else "not asked"
+        self.guard = sandbox.install_guard(request["events_fd"], self.scratch, request.get("protected", []),
+                                           request.get("writable", []))
+        return {"seccomp": problem}
+
+    def check_sentinels(self):
+        found = [f"replaced {name}" for name in sandbox.replaced(self.sentinels, self.scratch)]
+        if self.baseline and atexit._ncallbacks() > self.baseline[0]:
+            found.append("registered an atexit handler")
+        if self.baseline and threading.active_count() > self.baseline[1]:
+            found.append("left a Python thread running after a request")
+        for text in found:
+            if text not in self.reported_replaced:
+                self.reported_replaced.add(text)
+                self.report(text)
 
     def op_import(self, request):
         import importlib
@@ -201,12 +246,19 @@ class Worker:
 
     def handle(self, request):
         op = getattr(self, "op_" + str(request.get("op")), None)
+        if request.get("op") == "setup" and self.guard is not None:
+            op = None
         if op is None:
             return {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {request.get('op')}"}}
         try:
-            return {"ok": True, "value": op(request)}
+            reply = {"ok": True, "value": op(request)}
         except BaseException as exc:  # noqa: BLE001 - report every student failure as data
-            return {"ok": False, "error": self.describe_error(exc)}
+            reply = {"ok": False, "error": self.describe_error(exc)}
+        try:
+            self.check_sentinels()
+        except BaseException:  # noqa: BLE001 - a broken event channel must not break the reply
+            pass
+        return reply
 
     def describe_error(self, exc):
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
@@ -231,10 +283,14 @@ def main():
     os.dup2(2, 1)  # student prints -> stderr
     sys.stdout = sys.stderr
     os.environ.setdefault("MPLBACKEND", "Agg")
-    if os.environ.get("OMP_NUM_THREADS"):
-        import torch
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     worker = Worker(scratch, module_name)
+    try:
+        request = protocol.read_message(proto_in)
+    except EOFError:
+        return
+    if request.get("op") != "setup":
+        sys.exit("worker: the first request must be setup")
+    protocol.write_message(proto_out, worker.handle(request))
     while True:
         try:
             request = protocol.read_message(proto_in)

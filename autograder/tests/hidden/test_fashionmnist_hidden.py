@@ -3,12 +3,13 @@ import pytest
 
 from grader import refmath
 from grader.checks import as_labels, check_png, check_threshold, fail
-from grader.plugin import leaderboard, note
+from grader.plugin import instructor_note, leaderboard, note
 from grader.session import data
 
 WEIGHTS = "fmnist.pth"
 
 
+@pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(fashionmnist, fmnist_data, config):
@@ -20,14 +21,26 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config):
     model = fashionmnist.call("build_model", keep=True)
     model.load_weights(WEIGHTS, timeout=config["time_limits"]["evaluate_fashionmnist"])
     model.set_mode(False)
-    labels = as_labels(fashionmnist.call("predict", model.ref(), data(X_test[:m], "float32", 1 / 255, (m, 1, 28, 28),
-                                                                       torch=True),
-                                         timeout=config["time_limits"]["evaluate_fashionmnist"]),
-                       "predict(model, X_test)", m)
-    acc = refmath.accuracy(labels, y_test[:m])
+    limit = config["time_limits"]["evaluate_fashionmnist"]
+
+    def accuracy(images, labels_true):
+        n = len(images)
+        got = fashionmnist.call("predict", model.ref(), data(images, "float32", 1 / 255, (n, 1, 28, 28), torch=True),
+                                timeout=limit)
+        return refmath.accuracy(as_labels(got, "predict(model, X_test)", n), labels_true)
+
+    # evaluated on test images with a little random noise: answers looked up
+    # from the exact test images do not help (README: residual risks)
+    acc = accuracy(refmath.perturb_images(X_test[:m]), y_test[:m])
+    k = min(m, 2000)
+    exact = accuracy(X_test[:k], y_test[:k])
+    if exact - accuracy(refmath.perturb_images(X_test[:k]), y_test[:k]) > 0.15:
+        instructor_note(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {acc:.3f} on noisy "
+                        "copies: the model may be looking answers up")
     leaderboard("Accuracy", round(acc, 4))
     note(check_threshold(acc, config["thresholds"]["fashionmnist"], "fashionmnist", config,
-                         f"{WEIGHTS} evaluated by the grader on {m} test images"))
+                         f"{WEIGHTS} evaluated by the grader on {m} test images, each with random noise of "
+                         "at most 3 grey levels per pixel"))
 
 
 @pytest.mark.parametrize("name", ["fmnist_training_loss.png", "fmnist_misclassified.png", "fmnist_correct.png"])

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.plugin import note
-from grader.checks import as_array, assert_close, check_threshold, describe_input, fail
+from grader.plugin import instructor_note, note
+from grader.checks import GradeFailure, as_array, assert_close, check_threshold, describe_input, fail
 from grader.session import data, onehot
 
 SIZES = [(3, 5, 2, 4), (8, 6, 4, 7), (20, 16, 10, 9)]   # (input, hidden, output, N)
@@ -125,6 +125,7 @@ def test_train_partial_batches_and_seed(numpy_ann):
                  hint="training must be deterministic for a given random_seed")
 
 
+@pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(numpy_ann, fmnist_data, config):
@@ -145,5 +146,20 @@ def test_accuracy_threshold(numpy_ann, fmnist_data, config):
     m = b["test_images"]
     probs = refmath.ann_forward(params, X_test[:m].reshape(m, 784) / 255.0)[3]
     acc = refmath.accuracy(probs.argmax(axis=1), y_test[:m])
+    check_predict_agrees(ann, probs[:1000].argmax(axis=1), X_test[:1000])
     note(check_threshold(acc, config["thresholds"]["numpy_ann"], "NumpyANN", config,
                          f"trained on {n} images for {b['epochs']} epochs, evaluated by the grader on {m} test images"))
+
+
+def check_predict_agrees(ann, grader_labels, images):
+    """Instructor report only: the student's predict() should agree with the grader's own
+    predictions from the trained weights; if not, it may be looking answers up."""
+    n = len(images)
+    try:
+        got = as_array(ann.call("predict", data(images, "float64", 1 / 255, (n, 784))), "predict", shape=(n, 10))
+    except GradeFailure:
+        return
+    agree = float(np.mean(got.argmax(axis=1) == grader_labels))
+    if agree < 0.9:
+        instructor_note(f"numpy_ann: predict() agrees with the trained weights' predictions on only {agree:.0%} "
+                        f"of {n} test images")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import as_array, assert_close, check_metrics, check_threshold, fail
+from grader.checks import as_array, as_labels, assert_close, check_metrics, check_threshold, fail
 from grader.plugin import note
 from grader.session import data, onehot, tensor
 
@@ -33,7 +33,7 @@ def test_predict_keeps_weights_and_seed_is_deterministic(pytorch_ann):
     sa, sb = a.state_dict("model"), b.state_dict("model")
     for k in sa:
         assert_close(sb[k], sa[k], f"self.model[{k}] of two models built with random_seed=11")
-    a.call("predict", tensor(X))
+    as_labels(a.call("predict", tensor(X)), "predict", 9)
     for k, v in a.state_dict("model").items():
         assert_close(v, sa[k], f"self.model[{k}] after predict", hint="predict must not train")
 
@@ -76,6 +76,7 @@ def train_main_config(pytorch_ann, fmnist_data, config, n, schedule, seed=42):
     return net
 
 
+@pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
@@ -95,6 +96,7 @@ def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
                          f"evaluated by the grader on {m} test images"))
 
 
+@pytest.mark.training
 @pytest.mark.weight(0.5)
 def test_judgement_follows_the_stated_rule(pytorch_ann, fmnist_data, config):
     """PyTorchANN.report_my_judgement follows the docstring's rule on the main block's run"""

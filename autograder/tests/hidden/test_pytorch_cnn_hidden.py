@@ -55,6 +55,7 @@ def test_predict_uses_evaluation_mode(pytorch_cnn, fmnist_data):
         fail(f"predict agrees with the evaluation-mode network on only {agree:.0%} of 64 images")
 
 
+@pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(pytorch_cnn, fmnist_data, config):
@@ -87,6 +88,7 @@ def test_accuracy_threshold(pytorch_cnn, fmnist_data, config):
                          f"evaluated by the grader on {m} test images"))
 
 
+@pytest.mark.training
 @pytest.mark.weight(0.5)
 def test_judgement_follows_the_stated_rule(pytorch_cnn, fmnist_data, config):
     """PyTorchCNN.report_my_judgement follows the docstring's rule on the main block's settings"""

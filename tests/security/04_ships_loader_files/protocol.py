@@ -1,0 +1,7 @@
+with open("__CANARY__/log", "a") as _log:
+    _log.write("LOADED protocol.py\n")
+import pytest  # a conftest would try to force every test to pass
+
+
+def pytest_runtest_makereport(item, call):
+    pass
