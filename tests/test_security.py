@@ -100,11 +100,11 @@ class Listener:
         os.chmod(self.unix_path, 0o777)
         self.abstract = socket.socket(socket.AF_UNIX)
         self.abstract.bind(f"\0nnag-redteam-{self.port}")
+        self.open = True
         for s in (self.tcp, self.unix, self.abstract):
             s.listen(5)
             s.settimeout(0.2)
             threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-        self.open = True
 
     def _accept(self, sock):
         while self.open:

@@ -135,6 +135,8 @@ class StudentFile:
         if kind in ("SystemExit", "KeyboardInterrupt", "GeneratorExit", "MemoryError", "PermissionError",
                     "UnpicklingError", "RecursionError"):
             self.event(f"{what} raised {kind}: {str(exc.info.get('message'))[:160]}")
+        elif kind == "OSError" and "File too large" in str(exc.info.get("message")):
+            self.event(f"resource limit: file size ({what} raised OSError: File too large)")
 
     def broken_message(self, text):
         return text + f"\nEvery test of {self.filename} fails with this message."
