@@ -168,7 +168,8 @@ def run_autograder(source, root, *args):
     """run_autograder in the layout of Gradescope; returns (results, stdout, seconds)."""
     (root / "results").mkdir(parents=True, exist_ok=True)
     os.symlink(source, root / "source")
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), NNAG_PYTHON=PYTHON)
+    # a secret in the grader's environment must never reach the worker
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), NNAG_PYTHON=PYTHON, NNAG_TEST_SECRET=SECRET)
     start = time.time()
     proc = subprocess.run(["sh", str(root / "source" / "run_autograder"), *FAST_LIMITS, *args], env=env,
                           capture_output=True, text=True, timeout=1200)

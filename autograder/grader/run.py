@@ -107,7 +107,8 @@ def protected_paths(args, workdir):
     paths = [GRADER_DIR] + [os.path.join(ROOT_DIR, d) for d in ("solution", "tests", "build", "dist", "tools")]
     paths += [os.path.abspath(args.results), os.path.abspath(args.submission)]
     paths += list(args.lock) + ["/autograder/source", "/autograder/results", "/autograder/submission",
-                                "/autograder/submission_metadata.json", "/usr/share/datasets"]
+                                "/autograder/submission_metadata.json", "/usr/share/datasets",
+                                f"/proc/{os.getpid()}"]   # the grader's environment and command line
     if args.data_dir:
         paths.append(os.path.abspath(args.data_dir))
     needed = [os.path.realpath(workdir), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]

@@ -23,10 +23,14 @@ Three layers, set up from the grader's ``setup`` message (see worker.py):
 import ctypes
 import os
 import platform
-import resource
 import struct
 import sys
 import threading
+
+try:
+    import resource
+except ImportError:          # Windows: no rlimits (and no setup request is sent there)
+    resource = None
 
 EVENT_CAP = 200                  # events sent per worker process
 EVENT_CHARS = 300
@@ -36,6 +40,8 @@ EVENT_CHARS = 300
 
 def set_limits(limits):
     """``limits``: cpu_seconds, memory_mb, processes (or None), file_size_mb, open_files."""
+    if resource is None:
+        return
     wanted = [(resource.RLIMIT_CORE, 0),
               (resource.RLIMIT_CPU, int(limits["cpu_seconds"])),
               (resource.RLIMIT_DATA, int(limits["memory_mb"]) << 20),
@@ -125,6 +131,8 @@ def block_network():
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
+    if not hasattr(libc, "prctl"):
+        return "no prctl on this system (not Linux)"
     prog = SockFprog(len(code) // 8, code)
     PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
