@@ -81,7 +81,9 @@ def test_grade_all_export_resume_and_compare(tmp_path):
     assert rows["submission_2"]["names"] == "Alan Turing; Grace Hopper"
     assert rows["submission_1"]["emails"] == "ada@example.edu"
     test_columns = [c for c in rows["submission_1"] if c.startswith("1.")]
-    assert len(test_columns) == len(reference["tests"])
+    graded_tests = [t for t in reference["tests"] if not t["name"].startswith("Instructor report")]
+    assert len(test_columns) == len(graded_tests) == len(reference["tests"]) - 1
+    assert rows["submission_1"]["flags"] == "" and "exited with code 3" in rows["submission_3"]["flags"]
     assert sum(float(rows["submission_1"][c]) for c in test_columns) == full
     assert rows["submission_1"]["grader_version"] and float(rows["submission_1"]["wall_time_s"]) > 0
     summary = next(f for f in os.listdir(out) if f.startswith("summary-"))

@@ -180,10 +180,12 @@ def run_autograder(source, root, *args):
     return result, proc.stdout, time.time() - start
 
 
-def worker_processes():
-    cfg = config_mod.load()["grading"]
-    base = cfg["worker_uid_base"]
-    return [p for uid in range(base, base + cfg["worker_slots"]) for p in client.processes_of(uid)]
+def worker_processes(result):
+    """Live processes of the worker user this grading ran as."""
+    uid = result["extra_data"]["worker_uid"]
+    base = config_mod.load()["grading"]["worker_uid_base"]
+    assert uid is not None and uid >= base, "the worker did not run as a user of its own"
+    return client.processes_of(uid)
 
 
 def scores(result, stem):
@@ -215,7 +217,7 @@ def test_attack_fails(name, source, lookup, tmp_path):
         time.sleep(1)
         assert (root / "results" / "results.json").read_bytes() == written, "results.json changed after the grader"
         assert (canary / "log").read_text() == log_before, "a process of the attack is still running"
-        assert worker_processes() == [], "processes of a worker user are left"
+        assert worker_processes(result) == [], "processes of the worker user are left"
     finally:
         if listener:
             listener.close()

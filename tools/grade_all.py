@@ -4,6 +4,8 @@
                               [--timeout S] [--grader-arg=ARG ...]
 
 SUBMISSIONS holds one folder per submission and submission_metadata.yml.
+The CSV's "flags" column carries each submission's instructor report (limits
+hit, refused actions, suspicious files), empty when there was nothing.
 Each submission is graded by its own grader process, JOBS at a time.  Results
 go to OUT/results/<id>.json; a submission already graded with the same grader
 version, config hash and files is skipped unless --force.  Every run writes a
@@ -145,14 +147,26 @@ def load_result(out, sid):
         return json.load(fh)
 
 
+REPORT = "Instructor report: limits and forbidden actions"
+
+
+def flags_of(result):
+    """The instructor report's lines (limits hit, refused actions), '' when there is nothing."""
+    for t in (result or {}).get("tests", []):
+        if t["name"] == REPORT and t["status"] == "failed":
+            return " | ".join(t["output"].splitlines())
+    return ""
+
+
 def write_reports(out, stamp, rows, results):
     tests = {}
     for result in results.values():
         for t in (result or {}).get("tests", []):
-            tests.setdefault(t["name"], t["number"])
+            if t["name"] != REPORT:
+                tests.setdefault(t["name"], t["number"])
     columns = sorted(tests, key=lambda n: [int(x) if x.isdigit() else x for x in tests[n].split(".")])
     header = ["submission_id", "names", "emails"] + [f"{tests[n]} {n}" for n in columns] + \
-        ["total", "status", "wall_time_s", "grader_version"]
+        ["total", "status", "wall_time_s", "grader_version", "flags"]
     lines = []
     for row in rows:
         result = results.get(row["id"]) or {}
@@ -160,7 +174,7 @@ def write_reports(out, stamp, rows, results):
         lines.append([row["id"], "; ".join(row["names"]), "; ".join(row["emails"])]
                      + [scores.get(n, "") for n in columns]
                      + [result.get("score", 0.0) if row["status"] == "graded" else "", row["status"], row["wall"],
-                        VERSION])
+                        VERSION, flags_of(result)])
     import io
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -179,6 +193,9 @@ def write_reports(out, stamp, rows, results):
     for n in columns:
         passed = sum(1 for r in graded for t in results[r["id"]]["tests"] if t["name"] == n and t["status"] == "passed")
         summary.append(f"  {tests[n]:>5} {passed:>4}/{len(graded):<4} {n}")
+    flagged = [r["id"] for r in rows if flags_of(results.get(r["id"]))]
+    summary.append(f"\nflagged by the instructor report (limits hit, refused actions): {len(flagged)}"
+                   + (": " + ", ".join(flagged) if flagged else ""))
     summary.append("\nslowest submissions:")
     for r in sorted(rows, key=lambda r: -r["wall"])[:5]:
         summary.append(f"  {r['wall']:7.1f} s  {r['id']}  ({r['status']})")

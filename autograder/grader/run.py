@@ -315,7 +315,8 @@ def main(argv=None):
             print("INTERNAL GRADER ERROR\n" + tb)
         result = results.build(records, config, time.time() - start, "\n".join(output_lines),
                                leaderboard=plugin.STATE.get("leaderboard"),
-                               extra={"files_graded": files, "internal_errors": len(internal)})
+                               extra={"files_graded": files, "internal_errors": len(internal),
+                                      "worker_uid": user[0] if user else None})
     except Exception as exc:  # noqa: BLE001 - the results file must say what happened
         import traceback
         traceback.print_exc()

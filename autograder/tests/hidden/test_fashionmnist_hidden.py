@@ -23,20 +23,22 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config):
     model.set_mode(False)
     limit = config["time_limits"]["evaluate_fashionmnist"]
 
-    def accuracy(images, labels_true):
+    def labels_for(images):
         n = len(images)
         got = fashionmnist.call("predict", model.ref(), data(images, "float32", 1 / 255, (n, 1, 28, 28), torch=True),
                                 timeout=limit)
-        return refmath.accuracy(as_labels(got, "predict(model, X_test)", n), labels_true)
+        return as_labels(got, "predict(model, X_test)", n)
 
     # evaluated on test images with a little random noise: answers looked up
     # from the exact test images do not help (README: residual risks)
-    acc = accuracy(refmath.perturb_images(X_test[:m]), y_test[:m])
+    noisy = labels_for(refmath.perturb_images(X_test[:m]))
+    acc = refmath.accuracy(noisy, y_test[:m])
     k = min(m, 2000)
-    exact = accuracy(X_test[:k], y_test[:k])
-    if exact - accuracy(refmath.perturb_images(X_test[:k]), y_test[:k]) > 0.15:
-        instructor_note(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {acc:.3f} on noisy "
-                        "copies: the model may be looking answers up")
+    exact = refmath.accuracy(labels_for(X_test[:k]), y_test[:k])
+    noisy_k = refmath.accuracy(noisy[:k], y_test[:k])
+    if exact - noisy_k > 0.15:
+        instructor_note(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {noisy_k:.3f} on noisy "
+                        "copies of them: the model may be looking answers up")
     leaderboard("Accuracy", round(acc, 4))
     note(check_threshold(acc, config["thresholds"]["fashionmnist"], "fashionmnist", config,
                          f"{WEIGHTS} evaluated by the grader on {m} test images, each with random noise of "

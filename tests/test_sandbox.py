@@ -1,0 +1,95 @@
+"""The worker's confinement (autograder/grader/sandbox.py) and the grader's worker slots, one piece at a time."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import PYTHON, ROOT
+
+GRADER = os.path.join(ROOT, "autograder", "grader")
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="seccomp and these rlimits are Linux features")
+
+
+def run_confined(body, timeout=120):
+    code = f"import sys\nsys.path.insert(0, {GRADER!r})\nimport sandbox\n" + textwrap.dedent(body)
+    return subprocess.run([PYTHON, "-I", "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+@linux_only
+def test_network_filter_kills_inet_sockets_and_allows_unix_ones():
+    proc = run_confined("""
+        import socket
+        assert sandbox.block_network() is None
+        a, b = socket.socketpair()
+        socket.socket(socket.AF_UNIX).close()
+        print("unix ok", flush=True)
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        print("inet survived", flush=True)
+    """)
+    assert "unix ok" in proc.stdout and "inet survived" not in proc.stdout
+    assert proc.returncode == -signal.SIGSYS, (proc.returncode, proc.stderr)
+
+
+@linux_only
+def test_limits_stop_a_10_gb_allocation_and_a_huge_file(tmp_path):
+    proc = run_confined(f"""
+        import os, signal
+        sandbox.set_limits({{"cpu_seconds": 60, "memory_mb": 2048, "processes": None, "file_size_mb": 1,
+                             "open_files": 64}})
+        import numpy as np
+        try:
+            np.ones(10 * 2**30 // 8)
+            print("allocated")
+        except MemoryError:
+            print("MemoryError", flush=True)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        with open({str(tmp_path / "big")!r}, "wb") as fh:
+            fh.write(b"x" * (2 << 20))
+        print("wrote 2 MB")
+    """)
+    assert "MemoryError" in proc.stdout and "allocated" not in proc.stdout
+    assert "wrote 2 MB" not in proc.stdout and proc.returncode == -signal.SIGXFSZ, (proc.returncode, proc.stderr)
+
+
+def test_audit_hook_refuses_protected_paths_and_outside_writes(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "labels").write_text("7 2 1")
+    own = tmp_path / "own"
+    own.mkdir()
+    events = tmp_path / "events"
+    proc = run_confined(f"""
+        import os
+        fd = os.open({str(events)!r}, os.O_WRONLY | os.O_CREAT)
+        sandbox.install_guard(fd, {str(own)!r}, [{str(secret)!r}], [{str(own)!r}])
+        for attempt in (lambda: open({str(secret / "labels")!r}).read(),
+                        lambda: os.listdir({str(secret)!r}),
+                        lambda: open({str(tmp_path / "outside.txt")!r}, "w")):
+            try:
+                attempt()
+                print("ALLOWED")
+            except PermissionError:
+                print("refused")
+        with open({str(own / "ok.txt")!r}, "w") as fh:
+            fh.write("fine")
+        print("own folder ok")
+    """)
+    assert proc.stdout.split() == ["refused", "refused", "refused", "own", "folder", "ok"], proc.stderr
+    log = events.read_text()
+    assert "refused: reading" in log and "refused: os.listdir" in log and "outside the worker's folders" in log
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="worker slots exist only when root")
+def test_concurrent_graders_get_different_worker_uids():
+    code = ("import sys, time; sys.path.insert(0, 'autograder')\n"
+            "from grader import run, config\n"
+            "print(run.worker_identity(config.load())[0], flush=True)\n"
+            "time.sleep(3)\n")
+    procs = [subprocess.Popen([PYTHON, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    uids = [int(p.stdout.readline()) for p in procs]
+    for p in procs:
+        p.wait(timeout=30)
+    assert len(set(uids)) == 3 and min(uids) >= 64000, uids
