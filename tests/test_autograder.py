@@ -28,7 +28,7 @@ def grade(submission, results, *extra, config=None):
     return result
 
 
-REPORT = "Instructor report: limits and forbidden actions"
+REPORT = results_mod.REPORT_NAME
 
 
 def graded_tests(result):

@@ -46,11 +46,11 @@ sys.path.insert(0, os.path.join(ROOT, "autograder"))
 from grader import client  # noqa: E402
 from grader import config as config_mod  # noqa: E402
 from grader import results as results_mod  # noqa: E402
+from grader.results import REPORT_NAME as REPORT  # noqa: E402
 
 SECURITY = os.path.join(ROOT, "tests", "security")
 ATTACKS = sorted(d for d in os.listdir(SECURITY) if os.path.isfile(os.path.join(SECURITY, d, "attack.toml")))
 GRADED = ("numpy_ann", "pytorch_ann", "pytorch_cnn", "fashionmnist")
-REPORT = "Instructor report: limits and forbidden actions"
 SECRET = "secret-7f3a9c-do-not-leak@example.edu"
 # shorter per-request limits so that the hanging attacks end sooner; still the grader's own limits
 FAST_LIMITS = ("--set", "time_limits.call=10", "--set", "time_limits.import=60")

@@ -31,6 +31,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
 from grader import VERSION  # noqa: E402
+from grader.results import REPORT_NAME  # noqa: E402
 from grader import config as config_mod  # noqa: E402
 from grader.submission import GRADED, find_files  # noqa: E402
 
@@ -147,13 +148,10 @@ def load_result(out, sid):
         return json.load(fh)
 
 
-REPORT = "Instructor report: limits and forbidden actions"
-
-
 def flags_of(result):
     """The instructor report's lines (limits hit, refused actions), '' when there is nothing."""
     for t in (result or {}).get("tests", []):
-        if t["name"] == REPORT and t["status"] == "failed":
+        if t["name"] == REPORT_NAME and t["status"] == "failed":
             return " | ".join(t["output"].splitlines())
     return ""
 
@@ -162,7 +160,7 @@ def write_reports(out, stamp, rows, results):
     tests = {}
     for result in results.values():
         for t in (result or {}).get("tests", []):
-            if t["name"] != REPORT:
+            if t["name"] != REPORT_NAME:
                 tests.setdefault(t["name"], t["number"])
     columns = sorted(tests, key=lambda n: [int(x) if x.isdigit() else x for x in tests[n].split(".")])
     header = ["submission_id", "names", "emails"] + [f"{tests[n]} {n}" for n in columns] + \

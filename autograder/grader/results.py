@@ -9,6 +9,8 @@ STATUSES = ("passed", "failed")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 TOP_KEYS = {"score", "execution_time", "output", "output_format", "visibility", "stdout_visibility", "tests",
             "leaderboard", "extra_data"}
+# the 0-point, hidden test that lists limits hit and refused actions (run.instructor_report)
+REPORT_NAME = "Instructor report: limits and forbidden actions"
 TEST_KEYS = {"name", "number", "score", "max_score", "status", "output", "visibility", "tags"}
 
 

@@ -150,9 +150,6 @@ def check_interpreter(python, user, env):
     return None
 
 
-REPORT_NAME = "Instructor report: limits and forbidden actions"
-
-
 def instructor_report(session, upload_hits, notes):
     """A 0-point, hidden test whose output lists every limit hit and refused or telling action."""
     lines = []
@@ -161,7 +158,7 @@ def instructor_report(session, upload_hits, notes):
     for stem, events in (session.events() if session is not None else {}).items():
         lines += [f"{stem}: {e}" for e in events]
     lines += [f"check: {n}" for n in notes]
-    return {"nodeid": "instructor-report", "test": "instructor_report", "file": "general", "name": REPORT_NAME,
+    return {"nodeid": "instructor-report", "test": "instructor_report", "file": "general", "name": results.REPORT_NAME,
             "number": "0.1", "max_score": 0.0, "visibility": "hidden", "kind": "hidden",
             "status": "failed" if lines else "passed", "score": 0.0,
             "output": "\n".join(lines) if lines else "Nothing to report."}
@@ -269,8 +266,8 @@ def main(argv=None):
         limits = dict(config["limits"])
         if user is None:
             limits["processes"] = None    # it would count every process of the person running the grader
-        setup = {"limits": limits, "protected": protected_paths(args, workdir), "writable": [home, "/dev/null", "/dev/shm"],
-                 "threads": int(env.get("OMP_NUM_THREADS", 0))}
+        setup = {"limits": limits, "protected": protected_paths(args, workdir),
+                 "writable": [home, "/dev/null", "/dev/shm"], "threads": int(env.get("OMP_NUM_THREADS", 0))}
         problem = check_interpreter(sys.executable, user, env)
         if problem:
             raise RuntimeError(f"the worker user cannot run {sys.executable}: {problem}. Put the grader's "
@@ -304,7 +301,7 @@ def main(argv=None):
                                       key=lambda r: (FILE_ORDER.get(r["file"], 9), r["kind"] == "hidden")))
         records.append(dict(report, tags=["general", "hidden"]))
         if not args.quiet:
-            print(f"{REPORT_NAME}:\n{report['output']}")
+            print(f"{results.REPORT_NAME}:\n{report['output']}")
         output_lines = [f"Autograder {VERSION}."]
         output_lines += [f"Note: {n}" for n in notes]
         missing = [f"{stem}.py" for stem in files if f"{stem}.py" not in found]

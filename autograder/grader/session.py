@@ -126,7 +126,7 @@ class StudentFile:
         raise Unavailable(self.broken) from None
 
     def event(self, text):
-        """A line for the instructor's report (see Session.report)."""
+        """A line for the instructor's report (run.instructor_report)."""
         if text not in self.events and len(self.events) < 300:
             self.events.append(text)
 
