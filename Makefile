@@ -12,7 +12,8 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench bench-batch mutants alternatives flaky grade-all compare test clean
+        check-reference bench bench-batch mutants alternatives flaky grade-all compare gradescope-sim test-gradescope \
+        test clean
 
 all: setup check-handout doctest zips check-reference
 	@echo "== all done: dist/autograder.zip, dist/handout.zip; the reference gets full marks, the handout zero"
@@ -65,6 +66,14 @@ check-reference: setup
 bench: setup
 	$(PY) tools/bench.py
 	$(PY) tools/bench.py --threads 1
+
+# The unpacked zip as Gradescope runs it, inside one tier's CPU quota, memory limit and timeout
+# (root; cgroups): make gradescope-sim [TIER=default|1cpu|2cpu|4cpu] [SUBMISSION=dir] [TIMEOUT=s] [MEMORY_MB=n]
+TIER    ?= default
+TIMEOUT ?= 600
+gradescope-sim: autograder
+	$(PY) tools/gradescope_sim.py --tier $(TIER) --submission "$(SUBMISSION)" --timeout $(TIMEOUT) \
+	    $(if $(MEMORY_MB),--memory-mb $(MEMORY_MB)) --json build/sim/$(TIER)$(if $(MEMORY_MB),-$(MEMORY_MB)MB).json
 
 # Throughput of make grade-all on 20 mixed submissions, JOBS=1 and JOBS=2 (about 30 minutes).
 bench-batch: setup
