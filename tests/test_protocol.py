@@ -41,3 +41,15 @@ def test_lying_array_header_is_refused():
 def test_oversized_message_is_refused():
     with pytest.raises(protocol.ProtocolError):
         protocol.read_message(io.BytesIO(protocol.encode({"x": np.zeros(1000)})), limit=100)
+
+
+@pytest.mark.parametrize("dtype", sorted(protocol.ALLOWED_DTYPES))
+def test_streamed_write_equals_the_encoded_message(dtype):
+    """write_message sends arrays from their own memory; what arrives is the same for every dtype and layout."""
+    a = (np.arange(12).reshape(3, 4) % 3).astype(dtype)
+    for x in (a, a[:, ::2], np.asarray(a[1, 2]), np.zeros((0, 4), dtype)):
+        buf = io.BytesIO()
+        protocol.write_message(buf, {"x": x})
+        assert buf.getvalue() == protocol.encode({"x": x})
+        got = protocol.read_message(io.BytesIO(buf.getvalue()))["x"]
+        assert got.dtype == np.asarray(x).dtype and got.shape == np.shape(x) and np.array_equal(got, x)

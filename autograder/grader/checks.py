@@ -56,9 +56,20 @@ def kind_of(value):
     return f"a {type(value).__name__}"
 
 
+# The most numbers the grader converts from one returned array (16 MB as float64): every
+# legitimate answer of this assignment is far smaller; a larger one is refused unconverted.
+MAX_ELEMENTS = 2_000_000
+
+
 def as_array(value, what, shape=None):
     """A fresh float64 ndarray from a returned value, or a failure naming ``what``."""
     raw = _unwrap(value)
+    if isinstance(raw, np.ndarray) and raw.size > MAX_ELEMENTS:
+        fail(f"{what} returned an array of {raw.size:,} numbers (shape {raw.shape}); the grader accepts at most "
+             f"{MAX_ELEMENTS:,}" + (f" and expected shape {tuple(shape)}" if shape is not None else ""))
+    if shape is not None and isinstance(raw, np.ndarray) and raw.shape != tuple(shape):
+        # refused before any conversion: a reply's size must not decide what the grader allocates
+        fail(f"{what} returned an array of shape {raw.shape}; expected shape {tuple(shape)}")
     try:
         if isinstance(raw, dict) or raw is None or isinstance(raw, str):
             raise TypeError
@@ -96,8 +107,12 @@ def first_differences(actual, expected, rtol, atol, limit=3):
 def assert_close(value, expected, what, given="", hint="", rtol=1e-5, atol=1e-7):
     """``value`` (from the worker) must match ``expected`` in shape and values."""
     expected = np.asarray(expected, dtype=np.float64)
-    actual = as_array(value, what)
     context = f" for {given}" if given else ""
+    raw = _unwrap(value)
+    if isinstance(raw, np.ndarray) and raw.shape != expected.shape:   # checked before converting
+        fail(f"{what}{context} returned shape {raw.shape}; expected {expected.shape}."
+             + (f"\nHint: {hint}" if hint else ""))
+    actual = as_array(value, what)
     if actual.shape != expected.shape:
         fail(f"{what}{context} returned shape {actual.shape}; expected {expected.shape}."
              + (f"\nHint: {hint}" if hint else ""))

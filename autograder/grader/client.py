@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from . import protocol
+from . import protocol, resources
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py")
@@ -100,11 +100,12 @@ def prepare_runtime(directory):
 
 class Worker:
     def __init__(self, module, scratch, runtime, python=None, user=None, env=None,
-                 output_cap=64 * 1024, setup=None, output_limit=None, on_event=None):
+                 output_cap=64 * 1024, setup=None, output_limit=None, on_event=None, reply_limit=None):
         """``user``: (uid, gid) of a user of the worker's own (root only), or None.
         ``setup``: the sandbox settings sent before anything else (see worker.op_setup).
         ``output_limit``: bytes of output after which the process is killed.
-        ``on_event``: called with each line for the instructor's report."""
+        ``on_event``: called with each line for the instructor's report.
+        ``reply_limit``: bytes of one reply frame the grader reads (checked before reading it)."""
         self.module = module
         self.scratch = scratch
         self.runtime = runtime
@@ -115,6 +116,8 @@ class Worker:
         self.setup = dict(setup or {})
         self.output_limit = output_limit
         self.on_event = on_event or (lambda text: None)
+        self.reply_limit = reply_limit or protocol.MAX_MESSAGE
+        self.ooms_before = None
         self.limit_hit = None
         self.proc = None
         self.replies = None
@@ -136,6 +139,7 @@ class Worker:
             events_read, events_write = os.pipe()
             kwargs["pass_fds"] = (events_write,)
         self.limit_hit = None
+        self.ooms_before = resources.oom_kills()
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, cwd=self.scratch, env=self.env, **kwargs)
@@ -162,7 +166,7 @@ class Worker:
     def _read_replies(self, proc, replies):
         try:
             while True:
-                replies.put(("reply", protocol.read_message(proc.stdout)))
+                replies.put(("reply", protocol.read_message(proc.stdout, self.reply_limit, protocol.MAX_HEADER)))
         except EOFError:
             replies.put(("eof", None))
         except (protocol.ProtocolError, OSError, ValueError) as exc:
@@ -255,7 +259,9 @@ class Worker:
             raise StudentError(payload.get("error") or {})
         if kind == "protocol":
             self.kill()
-            raise WorkerFailure(f"the worker broke the protocol ({payload})" + self._stderr_suffix())
+            self.on_event(f"reply refused: {payload}")
+            raise WorkerFailure(f"the grader refused the answer of your code: {payload}. Return only what the "
+                                "docstring asks for." + self._stderr_suffix())
         return self._died(timeout)
 
     def _wait(self, timeout):
@@ -299,6 +305,13 @@ class Worker:
         if name == "SIGSYS":
             self.on_event("forbidden system call (a network socket or another blocked call): killed by SIGSYS")
             raise WorkerFailure(FORBIDDEN, fatal=True)
+        ooms = resources.oom_kills()
+        if name == "SIGKILL" and ooms is not None and self.ooms_before is not None and ooms > self.ooms_before:
+            memory = (self.setup.get("limits") or {}).get("memory_mb")
+            self.on_event(f"out of memory: the kernel's OOM killer stopped the worker (its limit: {memory} MB)")
+            raise WorkerFailure(f"the process running your code ran out of memory and was stopped (the grader "
+                                f"gives your code at most {memory} MB); use less memory, for example smaller "
+                                "batches or float32 arrays" + self._stderr_suffix())
         if name in ("SIGXCPU", "SIGXFSZ"):
             which = "CPU time" if name == "SIGXCPU" else "file size"
             self.on_event(f"resource limit: {which} ({name})")

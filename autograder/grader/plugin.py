@@ -93,6 +93,11 @@ def pytest_runtest_setup(item):
     if previous and previous != stem and "session" in STATE:
         STATE["session"].file(previous).close()   # one worker's memory at a time
     STATE["active_file"] = stem
+    if previous and previous != stem and STATE.get("checkpoint"):
+        STATE["checkpoint"]()                      # results.json with every finished file's scores
+    session = STATE.get("session")
+    if session is not None:
+        session.check_time(0)                      # after the total time ran out, the rest fail at once
 
 
 def _marker_arg(item, name, default):
@@ -146,6 +151,8 @@ def pytest_runtest_makereport(item, call):
             "visibility": _marker_arg(item, "visibility", default_vis), "kind": "hidden" if hidden else "public",
             "status": "passed", "score": float(weight), "output": "",
         }
+    if report.when == "call":
+        rec.setdefault("extra_data", {})["seconds"] = round(report.duration, 2)
     notes = STATE.get("notes", {}).get(item.nodeid)
     if report.when == "teardown" and notes:
         rec["output"] = "\n".join(notes + ([rec["output"]] if rec["output"] else []))

@@ -13,6 +13,7 @@ import numpy as np
 ALLOWED_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                   "float16", "float32", "float64"}
 MAX_MESSAGE = 1 << 31  # bytes; a larger frame is a protocol error
+MAX_HEADER = 1 << 20   # bytes of JSON in a reply the grader reads (arrays travel as raw bytes, apart)
 
 
 class ProtocolError(Exception):
@@ -34,8 +35,8 @@ def _encode(obj, arrays):
     raise ProtocolError(f"cannot send an object of type {type(obj).__name__}")
 
 
-def encode(obj):
-    """obj (JSON types and ndarrays) -> bytes of one message."""
+def _parts(obj):
+    """The pieces of one message: length, JSON header, then each array's length and raw memory (no copy)."""
     arrays = []
     body = _encode(obj, arrays)
     header = {"body": body, "arrays": [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in arrays]}
@@ -43,8 +44,13 @@ def encode(obj):
     parts = [struct.pack(">Q", len(head)), head]
     for a in arrays:
         parts.append(struct.pack(">Q", a.nbytes))
-        parts.append(a.tobytes())
-    return b"".join(parts)
+        parts.append(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
+    return parts
+
+
+def encode(obj):
+    """obj (JSON types and ndarrays) -> bytes of one message."""
+    return b"".join(bytes(p) for p in _parts(obj))
 
 
 def _read_exact(stream, n):
@@ -58,10 +64,11 @@ def _read_exact(stream, n):
     return b"".join(chunks)
 
 
-def _read_length(stream, budget):
+def _read_length(stream, budget, what="message"):
+    """The next 8-byte length; refused before anything of that size is read or allocated."""
     (n,) = struct.unpack(">Q", _read_exact(stream, 8))
     if n > budget:
-        raise ProtocolError(f"message of {n} bytes exceeds the limit of {budget}")
+        raise ProtocolError(f"a {what} of {n:,} bytes is over the limit of {budget:,} bytes")
     return n
 
 
@@ -78,10 +85,14 @@ def _decode(obj, arrays):
     return obj
 
 
-def read_message(stream, limit=MAX_MESSAGE):
-    """Read one message from a binary stream; returns its plain-data body."""
+def read_message(stream, limit=MAX_MESSAGE, header_limit=None):
+    """Read one message from a binary stream; returns its plain-data body.
+
+    ``limit`` bounds the whole message (JSON and arrays), ``header_limit`` its JSON
+    part: decoded JSON costs many times its size in Python objects, raw arrays do not.
+    Each length is checked before the bytes are read."""
     budget = limit
-    head = _read_exact(stream, _read_length(stream, budget))
+    head = _read_exact(stream, _read_length(stream, min(budget, header_limit or budget), "JSON header"))
     try:
         header = json.loads(head.decode("utf-8"))
         specs = header["arrays"]
@@ -97,7 +108,7 @@ def read_message(stream, limit=MAX_MESSAGE):
             raise ProtocolError("malformed array spec") from None
         if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape):
             raise ProtocolError(f"array of dtype {dtype!r} and shape {shape} refused")
-        n = _read_length(stream, budget)
+        n = _read_length(stream, budget, "message")
         expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if n != expected:
             raise ProtocolError(f"array bytes {n} do not match dtype {dtype} and shape {shape}")
@@ -107,5 +118,7 @@ def read_message(stream, limit=MAX_MESSAGE):
 
 
 def write_message(stream, obj):
-    stream.write(encode(obj))
+    """Write one message piece by piece: a large array is sent from its own memory, never copied."""
+    for part in _parts(obj):
+        stream.write(part)
     stream.flush()

@@ -99,7 +99,7 @@ def _maxpool2(x):
     return x[:, :, :2 * h2, :2 * w2].reshape(n, c, h2, 2, w2, 2).max(axis=(3, 5))
 
 
-def cnn_logits(state, X_uint8, num_classes=10, chunk=500):
+def cnn_logits(state, X_uint8, num_classes=10, chunk=100):
     """Evaluation-mode logits (N, classes) of the assignment CNN with ``state`` (a state_dict of arrays).
     Raises ValueError when the state_dict does not fit the architecture."""
     expected = cnn_state_shapes(num_classes)

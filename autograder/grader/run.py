@@ -8,7 +8,6 @@ import argparse
 import functools
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,9 +18,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "grader"
 
-from . import VERSION, client, results  # noqa: E402
+from . import VERSION, client, resources, results  # noqa: E402
 from . import config as config_mod  # noqa: E402
-from .submission import GRADED, find_files, make_scratch, suspicious_files  # noqa: E402
+from .submission import GRADED, find_files, make_scratch, remove_tree, suspicious_files  # noqa: E402
 
 GRADER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # autograder/
 ROOT_DIR = os.path.dirname(GRADER_DIR)
@@ -116,17 +115,37 @@ def protected_paths(args, workdir):
     return sorted(p for p in both if not any(n == p or n.startswith(p.rstrip(os.sep) + os.sep) for n in needed))
 
 
-def worker_env(config, scratch_home):
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The grader's own share of the container's memory beyond what it holds when the
+# worker limit is computed (about 45 MB): the data set (55 MB as uint8, 90 MB while
+# it is read), the noisy test images and the numpy CNN's activations (40 MB).
+# Measured with tools/gradescope_sim.py: the grader's resident peak is about 150 MB.
+GRADER_GROWTH_MB = 120
+
+
+def worker_threads(config):
+    """(threads, why) for the worker's torch, BLAS and OpenMP: NNAG_WORKER_THREADS, config, or the quota."""
+    if os.environ.get("NNAG_WORKER_THREADS"):
+        return int(os.environ["NNAG_WORKER_THREADS"]), "NNAG_WORKER_THREADS"
+    return resources.worker_threads(config["grading"].get("worker_threads", 0))
+
+
+def worker_env(config, scratch_home, threads):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
            "HOME": scratch_home, "TMPDIR": scratch_home, "MPLCONFIGDIR": scratch_home,
            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "FMNIST_NO_DOWNLOAD": "1"}
     if os.name == "nt":
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", FMNIST_NO_DOWNLOAD="1")
-    threads = int(os.environ.get("NNAG_WORKER_THREADS") or config["grading"].get("worker_threads", 0))
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(threads)
+    for var in THREAD_VARIABLES:
+        env[var] = str(threads)
     return env
+
+
+def worker_memory(config):
+    """(MB, why): config limits.memory_mb, or less where the container's memory limit leaves less."""
+    limits = config["limits"]
+    grader = (resources.own_rss_mb() or 0) + GRADER_GROWTH_MB
+    return resources.worker_memory_mb(limits["memory_mb"], grader, limits.get("reserve_mb", 96))
 
 
 def lock_down(paths):
@@ -238,16 +257,18 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="nnag-")
     os.chmod(workdir, 0o711)
     session = None
+    deadline = time.monotonic() + float(config["time_limits"]["total"]) - (time.time() - start)
 
     def on_terminate(signum, frame):
         """Stopped from outside (e.g. a batch timeout): kill the workers, remove the scratch folder."""
         if session is not None:
             session.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)
         os._exit(128 + signum)
 
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, on_terminate)
+    cleanup_notes = []
     try:
         user = worker_identity(config)
         found, warnings = find_files(args.submission)
@@ -262,12 +283,14 @@ def main(argv=None):
         os.makedirs(home)
         if user:
             os.chown(home, *user)
-        env = worker_env(config, home)
+        threads, threads_why = worker_threads(config)
+        env = worker_env(config, home, threads)
         limits = dict(config["limits"])
+        limits["memory_mb"], memory_why = worker_memory(config)
         if user is None:
             limits["processes"] = None    # it would count every process of the person running the grader
         setup = {"limits": limits, "protected": protected_paths(args, workdir),
-                 "writable": [home, "/dev/null", "/dev/shm"], "threads": int(env.get("OMP_NUM_THREADS", 0))}
+                 "writable": [home, "/dev/null", "/dev/shm"], "threads": threads}
         problem = check_interpreter(sys.executable, user, env)
         if problem:
             raise RuntimeError(f"the worker user cannot run {sys.executable}: {problem}. Put the grader's "
@@ -275,10 +298,45 @@ def main(argv=None):
 
         from . import plugin, session as session_mod
         session = session_mod.Session(config, scratch, runtime, python=sys.executable, user=user, worker_env=env,
-                                      found=found, setup=setup)
+                                      found=found, setup=setup, deadline=deadline)
+        extra = {"files_graded": files, "worker_uid": user[0] if user else None, "worker_threads": threads,
+                 "worker_threads_why": threads_why, "worker_memory_mb": limits["memory_mb"],
+                 "worker_memory_why": memory_why, "total_time_limit": config["time_limits"]["total"]}
+        missing = [f"{stem}.py" for stem in files if f"{stem}.py" not in found]
+        output_lines = [f"Autograder {VERSION}."] + [f"Note: {n}" for n in notes]
+        if missing:
+            output_lines.append("Not found in your submission: " + ", ".join(missing))
+
+        def collect(final):
+            """results from the records so far; before the end, only the files whose tests all ran."""
+            state = plugin.STATE
+            done = [r for r in state["records"].values()
+                    if final or r["file"] != state.get("active_file")]
+            graded = {r["file"] for r in done}
+            report = instructor_report(session, suspicious_files(args.submission),
+                                       state.get("instructor_notes", []) + cleanup_notes)
+            records = number_tests(sorted(done, key=lambda r: (FILE_ORDER.get(r["file"], 9), r["kind"] == "hidden")))
+            records.append(dict(report, tags=["general", "hidden"]))
+            lines = list(output_lines)
+            pending = [f for f in files if f not in graded]
+            if not final:
+                lines.append("Grading did not finish: the autograder was stopped before it graded "
+                             + ", ".join(f"{f}.py" for f in pending) + ". The scores below are those of the files "
+                             "graded before.")
+            elif session.out_of_time:
+                lines.append(session_mod.not_run_message(config["time_limits"]["total"]))
+            result = results.build(records, config, time.time() - start, "\n".join(lines),
+                                   leaderboard=state.get("leaderboard"),
+                                   extra=dict(extra, internal_errors=len(state.get("internal_errors", [])),
+                                              partial=not final, out_of_time=session.out_of_time))
+            return result, report
+
+        def checkpoint():
+            results.atomic_write(args.results, collect(final=False)[0])
+
         plugin.STATE.clear()
         plugin.STATE.update(session=session, config=config, records={}, load_data=data_loader(args.data_dir),
-                            expected=load_expected, leaderboard=[],
+                            expected=load_expected, leaderboard=[], checkpoint=checkpoint,
                             skip_training=[f for f in args.skip_training.split(",") if f])
         test_dirs = [os.path.join(TESTS_DIR, kind) for kind in (("public", "hidden") if args.tests == "all"
                                                                 else (args.tests,))]
@@ -295,25 +353,12 @@ def main(argv=None):
         if test_files:
             pytest.main(pytest_args)
         session.close()
-        report = instructor_report(session, suspicious_files(args.submission),
-                                   plugin.STATE.get("instructor_notes", []))
-        records = number_tests(sorted(plugin.STATE["records"].values(),
-                                      key=lambda r: (FILE_ORDER.get(r["file"], 9), r["kind"] == "hidden")))
-        records.append(dict(report, tags=["general", "hidden"]))
+        cleanup_notes += [f"cleanup: {p}" for p in remove_tree(workdir)]
+        result, report = collect(final=True)
         if not args.quiet:
             print(f"{results.REPORT_NAME}:\n{report['output']}")
-        output_lines = [f"Autograder {VERSION}."]
-        output_lines += [f"Note: {n}" for n in notes]
-        missing = [f"{stem}.py" for stem in files if f"{stem}.py" not in found]
-        if missing:
-            output_lines.append("Not found in your submission: " + ", ".join(missing))
-        internal = plugin.STATE.get("internal_errors", [])
-        for tb in internal:
+        for tb in plugin.STATE.get("internal_errors", []):
             print("INTERNAL GRADER ERROR\n" + tb)
-        result = results.build(records, config, time.time() - start, "\n".join(output_lines),
-                               leaderboard=plugin.STATE.get("leaderboard"),
-                               extra={"files_graded": files, "internal_errors": len(internal),
-                                      "worker_uid": user[0] if user else None})
     except Exception as exc:  # noqa: BLE001 - the results file must say what happened
         import traceback
         traceback.print_exc()
@@ -321,9 +366,14 @@ def main(argv=None):
                                          "This is not your fault; please tell the instructor.")
         result["execution_time"] = int(time.time() - start)
     finally:
-        if session is not None:
-            session.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            if session is not None:
+                session.close()
+        except Exception:  # noqa: BLE001 - nothing may stop the final write
+            import traceback
+            traceback.print_exc()
+        for p in remove_tree(workdir):
+            print(f"grader: cleanup: {p}", file=sys.stderr)
     problems = results.validate(result)
     if problems:
         print("grader: results failed validation: " + "; ".join(problems), file=sys.stderr)

@@ -12,6 +12,7 @@ requests ran out of time ``time_limits.timeouts_per_file`` times: a method that
 never returns costs that many time limits, not one per test.
 """
 import os
+import time
 
 import numpy as np
 
@@ -22,6 +23,14 @@ from .submission import ALLOWLIST
 
 class Unavailable(GradeFailure):
     """The student's file cannot be used (missing, or broken at import)."""
+
+
+def not_run_message(total):
+    return (f"not run: the autograder's total time ran out (it has {total:g} s for a whole submission, and too "
+            "little was left for this test). The tests that finished before kept their scores.")
+
+
+MEMORY_ERRORS = ("MemoryError", "OutOfMemoryError")
 
 
 def data(array, dtype="float64", scale=1.0, shape=None, torch=False):
@@ -108,9 +117,11 @@ class StudentFile:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
         scratch = s.scratch[self.stem]
         setup = dict(s.setup, writable=list(s.setup.get("writable", [])) + [scratch])
+        s.check_time(s.config["time_limits"]["import"])
         self.worker = client.Worker(self.stem, scratch, s.runtime, python=s.python, user=s.user,
                                     env=s.worker_env, output_cap=s.config["grading"]["output_cap"], setup=setup,
-                                    output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event)
+                                    output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
+                                    reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20)
         try:
             self.worker.start()
             self.worker.request("import", s.config["time_limits"]["import"])
@@ -144,11 +155,17 @@ class StudentFile:
     def request(self, op, timeout, what="", **fields):
         self._ensure()
         limit = timeout or self.session.config["time_limits"]["call"]
+        self.session.check_time(limit)
         try:
             return self.worker.request(op, limit, **fields)
         except client.StudentError as exc:
             self._note_error(exc, what)
-            raise GradeFailure(f"{what} raised {exc}") from None
+            message = f"{what} raised {exc}"
+            text = str(exc.info.get("message"))
+            if exc.info.get("type") in MEMORY_ERRORS or "can't allocate memory" in text or "out of memory" in text:
+                memory = self.session.setup.get("limits", {}).get("memory_mb")
+                message += f"\nThe grader gives your code at most {memory} MB of memory; use less."
+            raise GradeFailure(message) from None
         except client.WorkerFailure as exc:
             self.worker.stop()  # restarted for the next test
             if exc.fatal:
@@ -196,9 +213,13 @@ class StudentFile:
 
 
 class Session:
-    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None, setup=None):
-        """``setup``: the sandbox settings for every worker (worker.op_setup); each also may write its scratch."""
+    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None, setup=None,
+                 deadline=None):
+        """``setup``: the sandbox settings for every worker (worker.op_setup); each also may write its scratch.
+        ``deadline``: time.monotonic() by which every request must have ended (config time_limits.total)."""
         self.config = config
+        self.deadline = deadline
+        self.out_of_time = False
         self.setup = setup or {}
         self.found = found or {}
         self.scratch = scratch          # stem -> scratch folder
@@ -207,6 +228,13 @@ class Session:
         self.user = user
         self.worker_env = worker_env
         self.files = {}
+
+    def check_time(self, limit):
+        """Refuse to start a request whose own limit the time left cannot cover; from then on, refuse all."""
+        if self.deadline is not None and not self.out_of_time and self.deadline - time.monotonic() < limit:
+            self.out_of_time = True
+        if self.out_of_time:
+            raise GradeFailure(not_run_message(self.config["time_limits"]["total"]))
 
     def file(self, stem):
         if stem not in self.files:

@@ -94,3 +94,82 @@ def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
                 os.chown(os.path.join(dirpath, name), *owner)
     os.chmod(scratch, 0o700)
     return scratch, notes
+
+
+
+def remove_tree(path):
+    """Remove ``path`` and everything under it; returns [problems] (at most 20) instead of raising.
+
+    Iterative and relative to directory descriptors, so no depth (recursion,
+    PATH_MAX) stops it; symbolic links are removed, never followed; a folder whose
+    permissions its owner (the student's code) took away is given them back."""
+    problems = []
+
+    def problem(text):
+        if len(problems) < 20:
+            problems.append(text)
+
+    path = os.path.abspath(path)
+    if not os.path.lexists(path):
+        return problems
+    if os.path.islink(path) or not os.path.isdir(path):
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            problem(f"{path}: {exc}")
+        return problems
+    try:
+        top = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        return [f"{path}: {exc}"]
+    stack = [[top, os.path.basename(path), None, set()]]   # [parent fd, name, own fd, names that failed]
+    try:
+        while stack:
+            entry = stack[-1]
+            parent, name, fd, failed = entry
+            if fd is None:
+                try:
+                    os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False)
+                except (OSError, NotImplementedError):
+                    pass
+                try:
+                    fd = entry[2] = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+                except OSError as exc:
+                    problem(f"{name}: {exc}")
+                    stack.pop()
+                    if stack:
+                        stack[-1][3].add(name)
+                    continue
+            child = None
+            try:
+                with os.scandir(fd) as items:
+                    for item in items:
+                        if item.name in failed:
+                            continue
+                        if item.is_dir(follow_symlinks=False):
+                            child = item.name
+                            break
+                        try:
+                            os.unlink(item.name, dir_fd=fd)
+                        except OSError as exc:
+                            failed.add(item.name)
+                            problem(f"{item.name}: {exc}")
+            except OSError as exc:
+                problem(f"{name}: {exc}")
+            if child is not None:
+                stack.append([fd, child, None, set()])
+                continue
+            os.close(fd)
+            stack.pop()
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except OSError as exc:
+                problem(f"{name}: {exc}")
+                if stack:
+                    stack[-1][3].add(name)
+    finally:
+        for _parent, _name, fd, _failed in stack:
+            if fd is not None:
+                os.close(fd)
+        os.close(top)
+    return problems

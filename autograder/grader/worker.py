@@ -45,9 +45,11 @@ class Worker:
                 return self.objects[value["__ref__"]]
             if "__data__" in value:
                 spec = value["__data__"]
-                arr = spec["array"].astype(spec.get("dtype", "float64")) * spec.get("scale", 1.0)
-                arr = arr.astype(spec.get("dtype", "float64")).reshape(spec.get("shape", arr.shape))
-                return self._maybe_torch(arr, spec)
+                # one copy, in the target dtype; the raw bytes are let go at once
+                arr = spec.pop("array").astype(spec.get("dtype", "float64"))
+                if spec.get("scale", 1.0) != 1.0:
+                    arr *= spec["scale"]                                      # in place: no temporary
+                return self._maybe_torch(arr.reshape(spec.get("shape", arr.shape)), spec)
             if "__onehot__" in value:
                 spec = value["__onehot__"]
                 labels = spec["labels"].astype(np.int64)
@@ -138,6 +140,10 @@ class Worker:
             import torch
             if request.get("threads"):
                 torch.set_num_threads(int(request["threads"]))
+                try:
+                    torch.set_num_interop_threads(int(request["threads"]))
+                except RuntimeError:     # only possible before any parallel work
+                    pass
         self.sentinels = sandbox.snapshot()
         self.baseline = threading.active_count()
         self._watch_atexit()

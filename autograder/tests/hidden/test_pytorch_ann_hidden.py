@@ -100,8 +100,10 @@ def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
 @pytest.mark.weight(0.5)
 def test_judgement_follows_the_stated_rule(pytorch_ann, fmnist_data, config):
     """PyTorchANN.report_my_judgement follows the docstring's rule on the main block's run"""
-    net = train_main_config(pytorch_ann, fmnist_data, config, 50000, [(10, config["budget"]["pytorch_ann"]["lr"])])
-    metrics = check_metrics(net.get("train_val_metrics"), 10, "PyTorchANN")
+    b = config["budget"]["pytorch_ann"]
+    net = train_main_config(pytorch_ann, fmnist_data, config, b["judgement_train_images"],
+                            [(b["judgement_epochs"], b["lr"])])
+    metrics = check_metrics(net.get("train_val_metrics"), b["judgement_epochs"], "PyTorchANN")
     expected = refmath.judgement(metrics)
     got = net.call("report_my_judgement")
     if got != expected:

@@ -1,0 +1,215 @@
+"""The run-wide deadline, results.json after each file, cleanup that cannot cost the results,
+and replies refused before the grader converts them."""
+import io
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from conftest import PYTHON, ROOT, SOLUTION
+
+sys.path.insert(0, os.path.join(ROOT, "autograder"))
+from grader import checks, protocol, results as results_mod  # noqa: E402
+from grader.submission import remove_tree  # noqa: E402
+
+# every method of PyTorchANN hangs (bounded, so that nothing outlives the test by long)
+HANGING_ANN = """
+import time
+
+
+class PyTorchANN:
+    def __init__(self, *args, **kwargs):
+        time.sleep(120)
+
+    def __getattr__(self, name):
+        time.sleep(120)
+"""
+
+
+def submission(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    shutil.copy(os.path.join(SOLUTION, "numpy_ann.py"), sub / "numpy_ann.py")
+    (sub / "pytorch_ann.py").write_text(HANGING_ANN)
+    return sub
+
+
+def command(sub, out, *settings):
+    cmd = [PYTHON, "-m", "grader.run", "--submission", str(sub), "--results", str(out), "--quiet",
+           "--files", "numpy_ann,pytorch_ann", "--skip-training", "numpy_ann,pytorch_ann"]
+    for s in settings:
+        cmd += ["--set", s]
+    return cmd
+
+
+def by_file(result):
+    out = {}
+    for t in result["tests"]:
+        got, of, msgs = out.get(t["tags"][0], (0.0, 0.0, []))
+        out[t["tags"][0]] = (got + t["score"], of + t["max_score"], msgs + [t["output"]])
+    return out
+
+
+def test_total_time_runs_out_on_a_hanging_file(tmp_path):
+    """A tiny total: the finished file keeps its scores, the rest fail at once with "not run"."""
+    out = tmp_path / "results.json"
+    start = time.monotonic()
+    proc = subprocess.run(command(submission(tmp_path), out, "time_limits.total=40", "time_limits.import=10",
+                                  "time_limits.call=10", "time_limits.timeouts_per_file=100"),
+                          cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert results_mod.validate(result) == []
+    files = by_file(result)
+    assert files["numpy_ann"][0] == files["numpy_ann"][1] > 0
+    assert files["pytorch_ann"][0] == 0
+    not_run = [m for m in files["pytorch_ann"][2] if m.startswith("not run: the autograder's total time ran out")]
+    assert not_run and len(not_run) >= len(files["pytorch_ann"][2]) - 3       # at most 3 hung before the end
+    assert result["extra_data"]["out_of_time"] is True and result["extra_data"]["partial"] is False
+    assert "total time ran out" in result["output"]
+    assert elapsed < 40 + 25, elapsed                  # no request was started past the total
+
+
+def test_results_are_written_after_each_file(tmp_path):
+    """Killed from outside while the second file hangs: results.json keeps the first file's scores."""
+    out = tmp_path / "results.json"
+    proc = subprocess.Popen(command(submission(tmp_path), out, "time_limits.call=100"),
+                            cwd=os.path.join(ROOT, "autograder"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        result = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                result = json.loads(out.read_text())
+            except (OSError, ValueError):
+                result = None
+            if result and result["tests"]:
+                break
+            time.sleep(0.5)
+        time.sleep(2)
+        os.kill(proc.pid, signal.SIGKILL)                # Gradescope's kill at its timeout
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = json.loads(out.read_text())
+    assert results_mod.validate(result) == []
+    assert result["extra_data"]["partial"] is True
+    files = by_file(result)
+    assert set(files) == {"numpy_ann", "general"}
+    assert files["numpy_ann"][0] == files["numpy_ann"][1] > 20
+    assert "Grading did not finish" in result["output"] and "pytorch_ann.py" in result["output"]
+    uid = result["extra_data"].get("worker_uid")
+    if uid is not None:                                  # the killed grader's worker: not ours to leave
+        from grader.client import kill_user
+        import grp
+        kill_user(uid, grp.getgrnam("nogroup").gr_gid)
+
+
+def test_deep_tree_and_taken_permissions_are_removed(tmp_path):
+    top = tmp_path / "scratch"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(3000):                                # deeper than recursion and PATH_MAX allow
+        os.mkdir("d" * 30, dir_fd=fd)
+        child = os.open("d" * 30, os.O_RDONLY, dir_fd=fd)
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o000, dir_fd=child))
+        os.close(fd)
+        fd = child
+    os.symlink(str(tmp_path / "keep"), "link", dir_fd=fd)
+    os.fchmod(fd, 0o000)
+    os.close(fd)
+    (tmp_path / "keep").write_text("outside, reached through a link")
+    with pytest.raises(RecursionError):
+        shutil.rmtree(top, ignore_errors=True)          # what the grader used before
+    assert remove_tree(str(top)) == []
+    assert not top.exists() and (tmp_path / "keep").read_text().startswith("outside")
+
+
+def test_remove_tree_reports_instead_of_raising(tmp_path, monkeypatch):
+    top = tmp_path / "scratch"
+    (top / "a").mkdir(parents=True)
+    (top / "a" / "f").write_text("x")
+    real_rmdir = os.rmdir
+
+    def refuse(path, *args, **kwargs):
+        if path == "a":
+            raise PermissionError(1, "Operation not permitted")
+        return real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", refuse)
+    problems = remove_tree(str(top))
+    assert any("a: " in p and "not permitted" in p for p in problems)
+
+
+class CountingStream(io.RawIOBase):
+    def __init__(self, data):
+        self.data, self.consumed = data, 0
+
+    def read(self, n=-1):
+        chunk = self.data[self.consumed:self.consumed + n]
+        self.consumed += len(chunk)
+        return chunk
+
+
+def test_oversized_reply_is_refused_before_it_is_read():
+    head = json.dumps({"body": {"__nd__": 0}, "arrays": [{"dtype": "float64", "shape": [1 << 27]}]}).encode()
+    frame = struct.pack(">Q", len(head)) + head + struct.pack(">Q", 8 << 27) + b"\0" * 64
+    stream = CountingStream(frame)
+    with pytest.raises(protocol.ProtocolError, match="over the limit"):
+        protocol.read_message(stream, limit=32 << 20, header_limit=protocol.MAX_HEADER)
+    assert stream.consumed == 8 + len(head) + 8          # the lengths, never the body
+
+
+def test_oversized_json_header_is_refused_before_it_is_read():
+    stream = CountingStream(struct.pack(">Q", 50 << 20) + b"[" * 64)
+    with pytest.raises(protocol.ProtocolError, match="JSON header"):
+        protocol.read_message(stream, limit=1 << 30, header_limit=protocol.MAX_HEADER)
+    assert stream.consumed == 8
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: checks.as_array(v, "W1", shape=(3, 4)),
+    lambda v: checks.assert_close(v, np.zeros((3, 4)), "W1"),
+    lambda v: checks.as_array(v, "W1"),
+])
+def test_wrong_size_reply_is_refused_before_conversion(call):
+    huge = np.broadcast_to(np.uint8(1), (40_000_000,))   # 40 MB of numbers that take no memory yet
+    tracemalloc.start()
+    try:
+        with pytest.raises(checks.GradeFailure, match="shape|at most"):
+            call(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak                          # converting it would take 320 MB
+
+
+def test_over_the_memory_limit_the_message_names_it(tmp_path):
+    """An allocation beyond the worker's limit fails that test with the limit in MB; nothing else dies."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    text = open(os.path.join(SOLUTION, "numpy_ann.py")).read().replace(
+        "        out = np.maximum(z, 0)\n", "        hog = np.ones(2**30 // 8)\n        out = np.maximum(z, 0)\n")
+    (sub / "numpy_ann.py").write_text(text)
+    out = tmp_path / "r.json"
+    proc = subprocess.run([PYTHON, "-m", "grader.run", "--submission", str(sub), "--results", str(out), "--quiet",
+                           "--files", "numpy_ann", "--tests", "public", "--set", "limits.memory_mb=400"],
+                          cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["extra_data"]["worker_memory_mb"] == 400
+    failed = [t for t in result["tests"] if t["status"] == "failed" and t["max_score"] > 0]
+    passed = [t for t in result["tests"] if t["status"] == "passed" and t["max_score"] > 0]
+    assert failed and all("MemoryError" in t["output"] and "at most 400 MB" in t["output"] for t in failed)
+    assert any("_softmax" in t["name"] for t in passed)       # tests that never call _relu are unaffected
