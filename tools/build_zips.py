@@ -38,7 +38,8 @@ def _public_tests():
 def autograder_entries():
     """(arcname, source path, mode) for the Gradescope zip."""
     entries = [("setup.sh", "autograder/setup.sh", 0o755), ("run_autograder", "autograder/run_autograder", 0o755),
-               ("requirements.txt", "autograder/requirements-gradescope.txt", 0o644)]
+               ("requirements.txt", "autograder/requirements-gradescope.txt", 0o644),
+               ("requirements-torch.txt", "autograder/requirements-torch.txt", 0o644)]
     entries += [(f"autograder/{f}", f"autograder/{f}", 0o644) for f in ("config.toml", "pytest.ini")]
     entries += [(f"autograder/grader/{m}", f"autograder/grader/{m}", 0o644)
                 for m in GRADER_MODULES + HIDDEN_ONLY_MODULES]
