@@ -332,7 +332,7 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
         "killed_at_timeout": killed, "peak_mb": round(peak) if peak is not None else None, "oom_kills": ooms,
         "sampled_peaks": sampler.peaks,
         "results": state, "score": (result or {}).get("score"), "max_score": total,
-        "failed": [t["name"] for t in tests if t["status"] != "passed" and t["max_score"] > 0],
+        "failed": [[t["name"], t["output"][:400]] for t in tests if t["status"] != "passed" and t["max_score"] > 0],
         "worker_threads": ((result or {}).get("extra_data") or {}).get("worker_threads"),
         "worker_memory_mb": ((result or {}).get("extra_data") or {}).get("worker_memory_mb"),
         "slowest": sorted(((t.get("extra_data") or {}).get("seconds", 0), t["name"]) for t in tests)[-5:][::-1],
@@ -351,8 +351,8 @@ def report(s, log=print):
     log(f"  score          {s['score']} / {s['max_score']:g}")
     log(f"  results.json   {s['results']}")
     log(f"  worker         {s['worker_threads']} thread(s), memory limit {s['worker_memory_mb']} MB")
-    for name in s["failed"]:
-        log(f"  FAILED         {name}")
+    for name, output in s["failed"]:
+        log(f"  FAILED         {name}\n                 " + output.replace("\n", "\n                 "))
     if s["slowest"] and s["slowest"][0][0]:
         log("  slowest tests  " + "; ".join(f"{sec:.0f} s {name[:50]}" for sec, name in s["slowest"]))
 
@@ -369,6 +369,8 @@ def main(argv=None):
     p.add_argument("--show-output", action="store_true", help="print run_autograder's own output")
     p.add_argument("grader_args", nargs="*", help="passed on to run_autograder (after --)")
     args = p.parse_args(argv)
+    # stopped from outside: leave through the finally blocks, which kill the run and remove the cgroup
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     submission = os.path.abspath(args.submission)
     if not os.path.isdir(submission):
         print(f"gradescope-sim: SUBMISSION={args.submission} is not a folder", file=sys.stderr)

@@ -8,7 +8,8 @@ autograder/tests/hidden/, in the module of the file it grades
     @pytest.mark.number("1.4")           Gradescope test number (default: automatic)
     @pytest.mark.visibility("visible")   default: by directory (see config [grading])
 
-    @pytest.mark.training                trains on the full data (skippable with --skip-training)
+    @pytest.mark.training                trains on the full data (skippable with --skip-training); a
+                                         training test after another one gets a fresh worker
 
 and fixtures ``numpy_ann``, ``pytorch_ann``, ``pytorch_cnn``, ``fashionmnist``
 (the student's file, see session.py), ``config``, ``fmnist_data``.
@@ -93,11 +94,22 @@ def pytest_runtest_setup(item):
     if previous and previous != stem and "session" in STATE:
         STATE["session"].file(previous).close()   # one worker's memory at a time
     STATE["active_file"] = stem
+    if item.get_closest_marker("training") and "session" in STATE and stem in GRADED:
+        trained = STATE.setdefault("trained", set())
+        if stem in trained:                        # a fresh worker: what the last training allocated is freed
+            STATE["session"].file(stem).close()
+        trained.add(stem)
     if previous and previous != stem and STATE.get("checkpoint"):
         STATE["checkpoint"]()                      # results.json with every finished file's scores
     session = STATE.get("session")
     if session is not None:
         session.check_time(0)                      # after the total time ran out, the rest fail at once
+
+
+def pytest_runtest_teardown(item):
+    stem = _file_of(item)
+    if "session" in STATE and stem in GRADED and stem in STATE["session"].files:
+        STATE["session"].file(stem).forget()       # the next test starts from a worker holding nothing
 
 
 def _marker_arg(item, name, default):

@@ -3,7 +3,8 @@
 A message is an 8-byte big-endian length, a UTF-8 JSON header of that length,
 then the raw bytes of each numpy array the header refers to.  In the JSON an
 array appears as {"__nd__": i}; header["arrays"][i] gives its dtype and shape.
-Only numeric and boolean dtypes cross.  Decoded arrays are fresh copies.
+Only numeric and boolean dtypes cross.  Decoded arrays are fresh and writable, each in a buffer of
+its own.
 """
 import json
 import struct
@@ -54,14 +55,19 @@ def encode(obj):
 
 
 def _read_exact(stream, n):
-    chunks, remaining = [], n
-    while remaining:
-        chunk = stream.read(remaining)
-        if not chunk:
+    """Exactly ``n`` bytes, read into one writable buffer (no pieces joined, no copy afterwards)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        count = stream.readinto(view[got:]) if hasattr(stream, "readinto") else None
+        if count is None:                        # a stream without readinto
+            chunk = stream.read(n - got)
+            count = len(chunk)
+            view[got:got + count] = chunk
+        if not count:
             raise EOFError("the other side closed the connection")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+        got += count
+    return buf
 
 
 def _read_length(stream, budget, what="message"):
@@ -113,7 +119,7 @@ def read_message(stream, limit=MAX_MESSAGE, header_limit=None):
         if n != expected:
             raise ProtocolError(f"array bytes {n} do not match dtype {dtype} and shape {shape}")
         budget -= n
-        arrays.append(np.frombuffer(_read_exact(stream, n), dtype=dtype).reshape(shape).copy())
+        arrays.append(np.frombuffer(_read_exact(stream, n), dtype=dtype).reshape(shape))   # owns its buffer
     return _decode(body, arrays)
 
 

@@ -117,6 +117,10 @@ class StudentFile:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
         scratch = s.scratch[self.stem]
         setup = dict(s.setup, writable=list(s.setup.get("writable", [])) + [scratch])
+        if s.memory is not None:           # what the container leaves now
+            setup["limits"] = dict(setup["limits"], memory_mb=s.memory())
+            s.smallest_memory_mb = min(s.smallest_memory_mb or setup["limits"]["memory_mb"],
+                                       setup["limits"]["memory_mb"])
         s.check_time(s.config["time_limits"]["import"])
         self.worker = client.Worker(self.stem, scratch, s.runtime, python=s.python, user=s.user,
                                     env=s.worker_env, output_cap=s.config["grading"]["output_cap"], setup=setup,
@@ -163,7 +167,7 @@ class StudentFile:
             message = f"{what} raised {exc}"
             text = str(exc.info.get("message"))
             if exc.info.get("type") in MEMORY_ERRORS or "can't allocate memory" in text or "out of memory" in text:
-                memory = self.session.setup.get("limits", {}).get("memory_mb")
+                memory = self.worker.setup.get("limits", {}).get("memory_mb")
                 message += f"\nThe grader gives your code at most {memory} MB of memory; use less."
             raise GradeFailure(message) from None
         except client.WorkerFailure as exc:
@@ -207,6 +211,14 @@ class StudentFile:
         """Path of ``name`` as uploaded (None if absent)."""
         return self.session.found.get(name)
 
+    def forget(self):
+        """After a test: the worker drops the objects that test made (no new worker is started)."""
+        if self.worker is not None and self.worker.alive() and not self.broken:
+            try:
+                self.worker.request("forget", self.session.config["time_limits"]["call"])
+            except (client.StudentError, client.WorkerFailure):
+                self.worker.stop()
+
     def close(self):
         if self.worker is not None:
             self.worker.stop()
@@ -214,10 +226,13 @@ class StudentFile:
 
 class Session:
     def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None, setup=None,
-                 deadline=None):
+                 deadline=None, memory=None):
         """``setup``: the sandbox settings for every worker (worker.op_setup); each also may write its scratch.
-        ``deadline``: time.monotonic() by which every request must have ended (config time_limits.total)."""
+        ``deadline``: time.monotonic() by which every request must have ended (config time_limits.total).
+        ``memory``: called at each worker start for its memory limit in MB (else setup's is used)."""
         self.config = config
+        self.memory = memory
+        self.smallest_memory_mb = None
         self.deadline = deadline
         self.out_of_time = False
         self.setup = setup or {}

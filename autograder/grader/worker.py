@@ -144,6 +144,11 @@ class Worker:
                     torch.set_num_interop_threads(int(request["threads"]))
                 except RuntimeError:     # only possible before any parallel work
                     pass
+        try:                        # the kernel's OOM killer takes this process first, never the grader
+            with open("/proc/self/oom_score_adj", "w") as fh:
+                fh.write("1000")
+        except OSError:
+            pass
         self.sentinels = sandbox.snapshot()
         self.baseline = threading.active_count()
         self._watch_atexit()
@@ -255,6 +260,19 @@ class Worker:
             return original(*args, **kwargs)
 
         setattr(obj, method, spy)
+        return None
+
+    def op_forget(self, request):
+        """Between tests: drop every object the last test made, and give the memory back."""
+        import gc
+        self.objects.clear()
+        self.spies.clear()
+        gc.collect()
+        try:
+            import ctypes
+            ctypes.CDLL(None).malloc_trim(0)   # glibc: return freed heap memory to the system
+        except (OSError, AttributeError):
+            pass
         return None
 
     def op_spy_log(self, request):

@@ -144,7 +144,7 @@ def test_accuracy_threshold(numpy_ann, fmnist_data, config):
                         ("W2", (b["hidden_size"], 10)), ("b2", (1, 10))):
         params[name] = as_array(ann.get(name), f"trained {name}", shape=shape)
     m = b["test_images"]
-    probs = refmath.ann_forward(params, X_test[:m].reshape(m, 784) / 255.0)[3]
+    probs = refmath.in_chunks(lambda x: refmath.ann_forward(params, x)[3], X_test[:m])
     acc = refmath.accuracy(probs.argmax(axis=1), y_test[:m])
     check_predict_agrees(ann, probs[:1000].argmax(axis=1), X_test[:1000])
     note(check_threshold(acc, config["thresholds"]["numpy_ann"], "NumpyANN", config,

@@ -65,10 +65,11 @@ def train_main_config(pytorch_ann, fmnist_data, config, n, schedule, seed=42):
     b = config["budget"]["pytorch_ann"]
     pytorch_ann.seed(seed)
     net = pytorch_ann.new("PyTorchANN", 784, b["hidden_size"], 10, random_seed=seed)
-    val = slice(50000, 60000)
+    v = b["val_images"]
+    val = slice(60000 - v, 60000)
     X = data(X_train[:n], "float32", 1 / 255, (n, 784), torch=True)
     y = onehot(y_train[:n], 10, "float32", torch=True)
-    Xv = data(X_train[val], "float32", 1 / 255, (10000, 784), torch=True)
+    Xv = data(X_train[val], "float32", 1 / 255, (v, 784), torch=True)
     yv = onehot(y_train[val], 10, "float32", torch=True)
     for epochs, lr in schedule:
         net.call("train", X, y, Xv, yv, epochs=epochs, batch_size=b["batch_size"], learning_rate=lr,
@@ -89,7 +90,7 @@ def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
     state = {k: as_array(state.get(k), f"trained self.model[{k}]", shape=shape) for k, shape in shapes.items()}
     _, _, X_test, y_test = fmnist_data
     m = b["test_images"]
-    logits = refmath.linear_relu_linear_logits(state, X_test[:m].reshape(m, 784) / 255.0)
+    logits = refmath.in_chunks(lambda x: refmath.linear_relu_linear_logits(state, x), X_test[:m])
     acc = refmath.accuracy(logits.argmax(axis=1), y_test[:m])
     note(check_threshold(acc, config["thresholds"]["pytorch_ann"], "PyTorchANN", config,
                          f"trained on {b['train_images']} images, (epochs, learning rate) {b['schedule']}, "
