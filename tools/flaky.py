@@ -33,7 +33,7 @@ def run(folder, files, seed, threads):
                            extra=("-k", "accuracy_threshold"), tag=f"results-{seed}")
     found = {}
     for t in tests:
-        if t["tags"][1] == "hidden":
+        if t["tags"][1] == "hidden" and t["max_score"] > 0:     # not the 0-point instructor report
             m = ACCURACY.search(t["output"])
             found[t["tags"][0]] = (float(m.group(1)) - float(m.group(2))) if m else None
     return found

@@ -245,6 +245,9 @@ class Sampler(threading.Thread):
                 sums[role] += rss >> 10
                 if role == "worker_rss_mb":
                     self.peaks["worker_data_mb"] = max(self.peaks["worker_data_mb"], data >> 10)
+                    module = cmd.split()[-1] if cmd.split() else "?"
+                    by_file = self.peaks.setdefault("worker_data_mb_by_file", {})
+                    by_file[module] = max(by_file.get(module, 0), data >> 10)
             for key, value in sums.items():
                 self.peaks[key] = max(self.peaks[key], value)
 
@@ -347,6 +350,8 @@ def report(s, log=print):
     p = s["sampled_peaks"]
     log(f"  resident peaks grader {p['grader_rss_mb']} MB, worker {p['worker_rss_mb']} MB (private data "
         f"{p['worker_data_mb']} MB), other {p['other_rss_mb']} MB (sampled every 0.2 s)")
+    if p.get("worker_data_mb_by_file"):
+        log("  worker private " + ", ".join(f"{k} {v} MB" for k, v in p["worker_data_mb_by_file"].items()))
     log(f"  OOM kills      {s['oom_kills']}")
     log(f"  score          {s['score']} / {s['max_score']:g}")
     log(f"  results.json   {s['results']}")

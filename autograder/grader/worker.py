@@ -271,7 +271,7 @@ class Worker:
         try:
             import ctypes
             ctypes.CDLL(None).malloc_trim(0)   # glibc: return freed heap memory to the system
-        except (OSError, AttributeError):
+        except Exception:  # noqa: BLE001 - not glibc (macOS, Windows, musl): nothing to trim
             pass
         return None
 
