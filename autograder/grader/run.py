@@ -272,6 +272,7 @@ def main(argv=None):
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, on_terminate)
     cleanup_notes = []
+    collect = None
     try:
         user = worker_identity(config)
         found, warnings = find_files(args.submission)
@@ -373,9 +374,18 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - the results file must say what happened
         import traceback
         traceback.print_exc()
-        result = results.initial(config, f"The autograder failed before finishing: {exc}. "
-                                         "This is not your fault; please tell the instructor.")
-        result["execution_time"] = int(time.time() - start)
+        failure = (f"The autograder failed before finishing: {exc}. "
+                   "This is not your fault; please tell the instructor.")
+        result = None
+        if collect is not None:       # keep the scores of the files graded before the failure
+            try:
+                result = collect(final=False)[0]
+                result["output"] += "\n" + failure
+            except Exception:  # noqa: BLE001
+                result = None
+        if result is None or not result["tests"]:
+            result = results.initial(config, failure)
+            result["execution_time"] = int(time.time() - start)
     finally:
         try:
             if session is not None:

@@ -215,7 +215,7 @@ class StudentFile:
         """After a test: the worker drops the objects that test made (no new worker is started)."""
         if self.worker is not None and self.worker.alive() and not self.broken:
             try:
-                self.worker.request("forget", self.session.config["time_limits"]["call"])
+                self.worker.request("forget", min(5, self.session.config["time_limits"]["call"]))
             except (client.StudentError, client.WorkerFailure):
                 self.worker.stop()
 
