@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 
-from . import protocol, resources
+from . import protocol, reaper, resources
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py")
+RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py", "landlock.py")
 POSIX = os.name == "posix"
 
 
@@ -38,45 +38,17 @@ class WorkerFailure(Exception):
         self.fatal = fatal
 
 
-def processes_of(uid):
-    """[(pid, process group)] of the live (not zombie) processes whose real uid is ``uid``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
-            with open(f"/proc/{name}/stat") as fh:
-                stat = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, ValueError, IndexError):
-            continue
-        if int(fields.get("Uid", "-1").split()[0]) == uid and fields.get("State", "").split()[:1] not in (["Z"],
-                                                                                                       ["X"]):
-            found.append((int(name), int(stat[2])))
-    return found
+processes_of = reaper.processes_of        # kept for the self-tests and tools
+kill_user = reaper.kill_user
+EVENT_LINE_CHARS = 300                    # one line of the events channel, as the grader keeps it
+EVENTS_PER_WORKER = 200                   # lines kept per worker process; the rest are counted
 
 
-def kill_user(uid, gid):
-    """Root only: SIGKILL every process of the dedicated worker user ``uid``.
-
-    A child process takes that uid and calls kill(-1, SIGKILL), which reaches
-    every process of the user at once, daemons that left the process group
-    included.  Never call this for a uid that is anyone's real account."""
-    for _ in range(50):
-        if not processes_of(uid):
-            return
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            try:
-                os.setgroups([])
-                os.setgid(gid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
-        time.sleep(0.02)
+def clean_event(raw):
+    """A line from the worker's events channel (the student's process: untrusted), made safe to show."""
+    text = raw.decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return text[:EVENT_LINE_CHARS] + (" [cut]" if len(text) > EVENT_LINE_CHARS else "")
 
 
 class StudentError(Exception):
@@ -100,12 +72,14 @@ def prepare_runtime(directory):
 
 class Worker:
     def __init__(self, module, scratch, runtime, python=None, user=None, env=None,
-                 output_cap=64 * 1024, setup=None, output_limit=None, on_event=None, reply_limit=None):
+                 output_cap=64 * 1024, setup=None, output_limit=None, on_event=None, reply_limit=None,
+                 cgroup=None):
         """``user``: (uid, gid) of a user of the worker's own (root only), or None.
         ``setup``: the sandbox settings sent before anything else (see worker.op_setup).
         ``output_limit``: bytes of output after which the process is killed.
         ``on_event``: called with each line for the instructor's report.
-        ``reply_limit``: bytes of one reply frame the grader reads (checked before reading it)."""
+        ``reply_limit``: bytes of one reply frame the grader reads (checked before reading it).
+        ``cgroup``: called before each start for a reaper.WorkerCgroup (or None) to hold the worker."""
         self.module = module
         self.scratch = scratch
         self.runtime = runtime
@@ -121,6 +95,11 @@ class Worker:
         self.limit_hit = None
         self.proc = None
         self.replies = None
+        self.make_cgroup = cgroup
+        self.group = None
+        self.confinement = None          # the setup answer: the layers the worker reports active
+        self.leftover = []               # pids of the worker's uid that survived the last kill
+        self.next_id = 0
         self.output = collections.deque()
         self.output_size = 0
         self.output_dropped = 0
@@ -140,12 +119,16 @@ class Worker:
             kwargs["pass_fds"] = (events_write,)
         self.limit_hit = None
         self.ooms_before = resources.oom_kills()
+        self.group = self.make_cgroup() if (POSIX and self.make_cgroup) else None
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, cwd=self.scratch, env=self.env, **kwargs)
         finally:
             if events_write is not None:
                 os.close(events_write)
+        if self.group is not None and not self.group.add(self.proc.pid):   # before any student code runs
+            self.group.destroy()
+            self.group = None
         self.replies = queue.Queue()
         self.output.clear()
         self.output_size = self.output_dropped = 0
@@ -155,13 +138,30 @@ class Worker:
             threading.Thread(target=self._read_events, args=(events_read,), daemon=True).start()
         if POSIX:
             answer = self.request("setup", 120, **dict(self.setup, events_fd=events_write))
-            if answer and answer.get("seccomp"):
-                self.on_event(f"network filter not installed: {answer['seccomp']}")
+            self.confinement = answer if isinstance(answer, dict) else {}
+            if self.confinement.get("seccomp"):
+                self.on_event(f"network filter not installed: {self.confinement['seccomp']}")
 
     def _read_events(self, fd):
+        """The events channel: lines capped in length and number here, whatever the worker writes."""
+        kept = dropped = 0
         with os.fdopen(fd, "rb") as stream:
-            for line in stream:
-                self.on_event(line.decode("utf-8", "replace").rstrip("\n"))
+            while True:
+                raw = stream.readline(EVENT_LINE_CHARS * 4)
+                if not raw:
+                    break
+                if not raw.endswith(b"\n"):         # an over-long line: skip the rest of it
+                    while True:
+                        more = stream.readline(1 << 16)
+                        if not more or more.endswith(b"\n"):
+                            break
+                if kept < EVENTS_PER_WORKER:
+                    kept += 1
+                    self.on_event("worker: " + clean_event(raw))
+                else:
+                    dropped += 1
+        if dropped:
+            self.on_event(f"{dropped} more lines from the worker's events channel dropped")
 
     def _read_replies(self, proc, replies):
         try:
@@ -202,6 +202,7 @@ class Worker:
             pass
 
     def kill(self):
+        """Kill the worker and everything it started: its cgroup, then every task of its uid."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -210,13 +211,22 @@ class Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        if POSIX and self.user is not None:
-            self._kill_group()               # children left in the group
-            escaped = [pid for pid, group in processes_of(self.user[0]) if group != self.proc.pid]
+        self._kill_group()                   # children left in the group
+        group, self.group = self.group, None
+        if group is not None:
+            escaped = [p for p in group.pids() if p != self.proc.pid]
             if escaped:
-                self.on_event(f"{len(escaped)} process(es) had left the worker's process group "
-                              "(daemon or setsid); all were killed")
-            kill_user(*self.user)
+                self.on_event(f"{len(escaped)} process(es) of the worker were still running after it ended "
+                              "(daemon, setsid or a thread whose leader exited); all were killed")
+            for problem in group.destroy():
+                self.on_event(f"cleanup: {problem}")
+        if POSIX and self.user is not None:
+            if group is None:
+                escaped = [p for p in reaper.processes_of(self.user[0]) if p != self.proc.pid]
+                if escaped:
+                    self.on_event(f"{len(escaped)} process(es) of the worker's uid were still running after it "
+                                  "ended (daemon, setsid or a thread whose leader exited); all were killed")
+            self.leftover = reaper.kill_user(*self.user)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 stream.close()
@@ -239,7 +249,19 @@ class Worker:
         """Send one request; return its value, or raise StudentError / WorkerFailure."""
         if not self.alive():
             raise WorkerFailure("the worker is not running")
-        message = dict(fields, op=op)
+        try:
+            stray = self.replies.get_nowait()
+        except queue.Empty:
+            stray = None
+        if stray is not None and stray[0] == "reply":
+            self.kill()
+            self.on_event("unsolicited frame on the reply channel: a reply nobody asked for")
+            raise WorkerFailure("the worker sent a reply before it was asked anything; its process was stopped. "
+                                "Do not write to the grader's channels.")
+        if stray is not None:
+            self.replies.put(stray)          # eof or a protocol error: reported below
+        self.next_id += 1
+        message = dict(fields, op=op, id=self.next_id)
         try:
             protocol.write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
@@ -254,6 +276,12 @@ class Worker:
             if not isinstance(payload, dict) or "ok" not in payload:
                 self.kill()
                 raise WorkerFailure("the worker sent a malformed reply")
+            if payload.get("id") != self.next_id:
+                self.kill()
+                self.on_event(f"reply refused: request id {self.next_id}, reply id {str(payload.get('id'))[:40]}")
+                raise WorkerFailure(f"the worker's answer did not belong to this request (request id "
+                                    f"{self.next_id}, answer id {str(payload.get('id'))[:40]}); its process was "
+                                    "stopped. Do not write to the grader's channels.")
             if payload["ok"]:
                 return payload.get("value")
             raise StudentError(payload.get("error") or {})
@@ -277,7 +305,7 @@ class Worker:
             except queue.Empty:
                 pass
             if self.user is not None and limit and self.limit_hit is None:
-                count = len(processes_of(self.user[0]))
+                count = len(reaper.processes_of(self.user[0]))
                 if count >= max(4, limit // 4):   # threads do not show here; processes do
                     self.limit_hit = f"started {count} processes"
                     self._kill_group()

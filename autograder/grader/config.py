@@ -33,6 +33,12 @@ def load(path=None, overrides=()):
     for stem, value in config["thresholds"].items():
         if not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ConfigError(f"{path}: thresholds.{stem} must be a number between 0 and 1, not {value!r}")
+    grading = config["grading"]
+    if not isinstance(grading.get("uids_per_slot"), int) or grading["uids_per_slot"] < 5:
+        raise ConfigError(f"{path}: grading.uids_per_slot must be an integer of at least 5 (one uid per graded "
+                          f"file, and a spare), not {grading.get('uids_per_slot')!r}")
+    if not isinstance(grading.get("landlock"), bool):
+        raise ConfigError(f"{path}: grading.landlock must be true or false, not {grading.get('landlock')!r}")
     config.setdefault("weights", {})
     config["_overrides"] = list(overrides)
     config["_path"] = path

@@ -9,7 +9,6 @@ import functools
 import importlib.util
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,9 +17,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "grader"
 
-from . import VERSION, client, resources, results  # noqa: E402
+from . import VERSION, isolation, resources, results  # noqa: E402
 from . import config as config_mod  # noqa: E402
-from .submission import GRADED, find_files, make_scratch, remove_tree, suspicious_files  # noqa: E402
+from .submission import GRADED, find_files, remove_tree, suspicious_files  # noqa: E402
 
 GRADER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # autograder/
 ROOT_DIR = os.path.dirname(GRADER_DIR)
@@ -31,6 +30,7 @@ UTILS_PATH = os.path.join(ROOT_DIR, "handout", "utils.py")
 if not os.path.isfile(UTILS_PATH):  # the student handout zip keeps utils.py at its root
     UTILS_PATH = os.path.join(ROOT_DIR, "utils.py")
 FILE_ORDER = {stem: i + 1 for i, stem in enumerate(GRADED)}
+DEBIAN_DATA = "/usr/share/datasets"        # where Debian's dataset-fashion-mnist puts the files
 
 
 def load_utils():
@@ -53,52 +53,6 @@ def load_expected():
         return {k: npz[k] for k in npz.files}
 
 
-SLOT_DIR = "/run/nnag-slots"
-
-
-def worker_identity(config):
-    """(uid, gid) of this grader's own worker user when root, else None.
-
-    Concurrent graders (make grade-all, the self-tests) each hold a slot: an
-    exclusive lock on SLOT_DIR/<n>, released when the process ends.  Slot n's
-    workers run as uid worker_uid_base + n, a uid with no account, so killing
-    every process of it can hit nothing else."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return None
-    import fcntl
-    import grp
-    import pwd
-    g = config["grading"]
-    try:
-        gid = grp.getgrnam(g["worker_group"]).gr_gid
-    except KeyError:
-        raise RuntimeError(f"config grading.worker_group: there is no group {g['worker_group']!r} "
-                           "on this machine") from None
-    folder = SLOT_DIR if os.path.isdir(os.path.dirname(SLOT_DIR)) else os.path.join(tempfile.gettempdir(),
-                                                                                    "nnag-slots")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    for slot in range(int(g["worker_slots"])):
-        uid = int(g["worker_uid_base"]) + slot
-        try:
-            pwd.getpwuid(uid)
-            continue                      # a real account: never ours to kill
-        except KeyError:
-            pass
-        fd = os.open(os.path.join(folder, str(slot)), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        HELD_SLOTS.append(fd)             # kept open (and locked) until this process ends
-        return uid, gid
-    raise RuntimeError(f"all {g['worker_slots']} worker slots in {folder} are taken by other graders; "
-                       "raise config grading.worker_slots or run fewer graders at once")
-
-
-HELD_SLOTS = []
-
-
 def protected_paths(args, workdir):
     """Paths the worker must not open or list (the audit hook; as root, file permissions do the same).
 
@@ -106,39 +60,13 @@ def protected_paths(args, workdir):
     paths = [GRADER_DIR] + [os.path.join(ROOT_DIR, d) for d in ("solution", "tests", "build", "dist", "tools")]
     paths += [os.path.abspath(args.results), os.path.abspath(args.submission)]
     paths += list(args.lock) + ["/autograder/source", "/autograder/results", "/autograder/submission",
-                                "/autograder/submission_metadata.json", "/usr/share/datasets",
+                                "/autograder/submission_metadata.json", DEBIAN_DATA,
                                 f"/proc/{os.getpid()}"]   # the grader's environment and command line
     if args.data_dir:
         paths.append(os.path.abspath(args.data_dir))
     needed = [os.path.realpath(workdir), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]
     both = {form for p in paths for form in (os.path.abspath(p), os.path.realpath(p))}   # as given and resolved
     return sorted(p for p in both if not any(n == p or n.startswith(p.rstrip(os.sep) + os.sep) for n in needed))
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-# glibc's allocator in the worker: at most two arenas, so that memory freed by one
-# thread is reused by the others.  (A fixed MALLOC_MMAP_THRESHOLD_ of 128 KB saved
-# 10 % of the worker's peak but cost the CNN's training 75 % more CPU time.)
-MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": "2"}
-
-
-def worker_threads(config):
-    """(threads, why) for the worker's torch, BLAS and OpenMP: NNAG_WORKER_THREADS, config, or the quota."""
-    if os.environ.get("NNAG_WORKER_THREADS"):
-        return int(os.environ["NNAG_WORKER_THREADS"]), "NNAG_WORKER_THREADS"
-    return resources.worker_threads(config["grading"].get("worker_threads", 0))
-
-
-def worker_env(config, scratch_home, threads):
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
-           "HOME": scratch_home, "TMPDIR": scratch_home, "MPLCONFIGDIR": scratch_home,
-           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "FMNIST_NO_DOWNLOAD": "1"}
-    if os.name == "nt":
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", FMNIST_NO_DOWNLOAD="1")
-    for var in THREAD_VARIABLES:
-        env[var] = str(threads)
-    env.update(MALLOC_SETTINGS)
-    return env
 
 
 def worker_memory(config):
@@ -149,27 +77,6 @@ def worker_memory(config):
     needs, the page cache of the libraries in use and the kernel."""
     limits = config["limits"]
     return resources.worker_memory_mb(limits["memory_mb"], resources.own_rss_mb() or 0, limits["reserve_mb"])
-
-
-def lock_down(paths):
-    """As root in the Gradescope layout: make grader folders unreadable to the worker."""
-    for path, mode in paths:
-        if os.path.exists(path):
-            os.chmod(path, mode)
-
-
-def check_interpreter(python, user, env):
-    """The worker's interpreter must start as the worker user."""
-    if user is None:
-        return None
-    try:
-        proc = subprocess.run([python, "-I", "-c", "import numpy"], user=user[0], group=user[1], extra_groups=[],
-                              env=env, cwd="/", capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"{exc}"
-    if proc.returncode != 0:
-        return proc.stderr.decode("utf-8", "replace")[-500:]
-    return None
 
 
 def instructor_report(session, upload_hits, notes):
@@ -230,6 +137,8 @@ def parse_args(argv):
     p.add_argument("--quiet", action="store_true", help="do not print the score table")
     p.add_argument("--skip-training", default="", metavar="STEMS",
                    help="comma-separated file stems whose @training tests are left out (self-tests)")
+    p.add_argument("--also-writable", action="append", default=[], metavar="DIR",
+                   help="a folder every worker may also write (the red-team suite's canary); never for grading")
     return p.parse_args(argv)
 
 
@@ -245,7 +154,7 @@ def main(argv=None):
     results.atomic_write(args.results, results.initial(
         config, "Grading did not finish. If this message stays, the grader was stopped before the end."))
     if args.lock:
-        lock_down([(p, 0o700) for p in args.lock])
+        isolation.lock_down(args.lock)
     files = [f for f in args.files.split(",") if f]
     unknown = [f for f in files if f not in GRADED]
     if unknown:
@@ -274,44 +183,27 @@ def main(argv=None):
     cleanup_notes = []
     collect = None
     try:
-        user = worker_identity(config)
         found, warnings = find_files(args.submission)
-        scratch, notes = {}, list(warnings)
-        for stem in files:
-            if f"{stem}.py" in found:
-                scratch[stem], file_notes = make_scratch(workdir, stem, found, UTILS_PATH, config["size_limits"],
-                                                         owner=user)
-                notes += file_notes
-        runtime = client.prepare_runtime(os.path.join(workdir, "runtime"))
-        home = os.path.join(workdir, "home")
-        os.makedirs(home)
-        if user:
-            os.chown(home, *user)
-        threads, threads_why = worker_threads(config)
-        env = worker_env(config, home, threads)
-        limits = dict(config["limits"])
+        data_dirs = [d for d in (args.data_dir, DEBIAN_DATA) if d]
+        iso = isolation.Isolation(config, workdir, protected_paths(args, workdir), data_dirs, args.also_writable)
+        notes = list(warnings) + iso.prepare(files, found, UTILS_PATH, config["size_limits"])
         load_data = data_loader(args.data_dir)
         if args.tests != "public":
             try:
                 load_data()               # now, so that every worker's memory limit counts it
             except Exception:  # noqa: BLE001 - a test that needs the data reports the problem
                 pass
-        limits["memory_mb"], memory_why = worker_memory(config)
-        if user is None:
-            limits["processes"] = None    # it would count every process of the person running the grader
-        setup = {"limits": limits, "protected": protected_paths(args, workdir),
-                 "writable": [home, "/dev/null", "/dev/shm"], "threads": threads}
-        problem = check_interpreter(sys.executable, user, env)
+        memory_mb, memory_why = worker_memory(config)
+        problem = iso.check_interpreter()
         if problem:
-            raise RuntimeError(f"the worker user cannot run {sys.executable}: {problem}. Put the grader's "
+            raise RuntimeError(f"the worker user cannot run {iso.python}: {problem}. Put the grader's "
                                "virtual environment where that user can read it (see DEVELOPERS.md).")
 
         from . import plugin, session as session_mod
-        session = session_mod.Session(config, scratch, runtime, python=sys.executable, user=user, worker_env=env,
-                                      found=found, setup=setup, deadline=deadline,
+        session = session_mod.Session(config, iso, found=found, deadline=deadline,
                                       memory=lambda: worker_memory(config)[0])
-        extra = {"files_graded": files, "worker_uid": user[0] if user else None, "worker_threads": threads,
-                 "worker_threads_why": threads_why, "worker_memory_why": memory_why,
+        extra = {"files_graded": files, "worker_threads": iso.threads,
+                 "worker_threads_why": iso.threads_why, "worker_memory_why": memory_why,
                  "total_time_limit": config["time_limits"]["total"]}
         missing = [f"{stem}.py" for stem in files if f"{stem}.py" not in found]
         output_lines = [f"Autograder {VERSION}."] + [f"Note: {n}" for n in notes]
@@ -338,7 +230,8 @@ def main(argv=None):
                 lines.append(session_mod.not_run_message(config["time_limits"]["total"]))
             result = results.build(records, config, time.time() - start, "\n".join(lines),
                                    leaderboard=state.get("leaderboard"),
-                                   extra=dict(extra, worker_memory_mb=session.smallest_memory_mb or limits["memory_mb"],
+                                   extra=dict(extra, worker_memory_mb=session.smallest_memory_mb or memory_mb,
+                                              isolation=iso.describe(),
                                               internal_errors=len(state.get("internal_errors", [])),
                                               partial=not final, out_of_time=session.out_of_time))
             return result, report

@@ -39,9 +39,11 @@ EVENT_CHARS = 300
 
 
 def set_limits(limits):
-    """``limits``: cpu_seconds, memory_mb, processes (or None), file_size_mb, open_files."""
+    """``limits``: cpu_seconds, memory_mb, processes (or None), file_size_mb, open_files.
+
+    Returns the names of the limits set (for results.json)."""
     if resource is None:
-        return
+        return []
     wanted = [(resource.RLIMIT_CORE, 0),
               (resource.RLIMIT_CPU, int(limits["cpu_seconds"])),
               (resource.RLIMIT_DATA, int(limits["memory_mb"]) << 20),
@@ -59,6 +61,9 @@ def set_limits(limits):
         else:
             hard_value = value
         resource.setrlimit(which, (soft_value, hard_value))
+    names = {resource.RLIMIT_CORE: "core 0", resource.RLIMIT_CPU: "cpu", resource.RLIMIT_DATA: "memory",
+             resource.RLIMIT_FSIZE: "file size", resource.RLIMIT_NOFILE: "open files"}
+    return [names.get(which, "processes") for which, _ in wanted]
 
 
 # -- 2. seccomp ----------------------------------------------------------------------------------

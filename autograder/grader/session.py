@@ -115,19 +115,20 @@ class StudentFile:
         s = self.session
         if self.stem not in s.scratch:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
+        iso = s.isolation
         scratch = s.scratch[self.stem]
-        setup = dict(s.setup, writable=list(s.setup.get("writable", [])) + [scratch])
-        if s.memory is not None:           # what the container leaves now
-            setup["limits"] = dict(setup["limits"], memory_mb=s.memory())
-            s.smallest_memory_mb = min(s.smallest_memory_mb or setup["limits"]["memory_mb"],
-                                       setup["limits"]["memory_mb"])
+        memory_mb = s.memory() if s.memory is not None else s.config["limits"]["memory_mb"]  # what is left now
+        s.smallest_memory_mb = min(s.smallest_memory_mb or memory_mb, memory_mb)
         s.check_time(s.config["time_limits"]["import"])
-        self.worker = client.Worker(self.stem, scratch, s.runtime, python=s.python, user=s.user,
-                                    env=s.worker_env, output_cap=s.config["grading"]["output_cap"], setup=setup,
+        self.worker = client.Worker(self.stem, scratch, iso.runtime, python=iso.python, user=iso.user(self.stem),
+                                    env=iso.env(self.stem), output_cap=s.config["grading"]["output_cap"],
+                                    setup=iso.setup(self.stem, memory_mb),
                                     output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
-                                    reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20)
+                                    reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
+                                    cgroup=lambda: iso.cgroup(self.stem))
         try:
             self.worker.start()
+            iso.record(self.stem, self.worker.confinement)
             self.worker.request("import", s.config["time_limits"]["import"])
         except client.StudentError as exc:
             self._note_error(exc, "import")
@@ -137,13 +138,17 @@ class StudentFile:
 
     def _broken_at_import(self, exc):
         self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
-        self.worker.stop()
+        self.stop_worker()
         raise Unavailable(self.broken) from None
 
     def event(self, text):
         """A line for the instructor's report (run.instructor_report)."""
-        if text not in self.events and len(self.events) < 300:
+        if text in self.events:
+            return
+        if len(self.events) < 300:
             self.events.append(text)
+        elif len(self.events) == 300:
+            self.events.append("[more lines for this file were dropped]")
 
     def _note_error(self, exc, what):
         kind = exc.info.get("type")
@@ -171,7 +176,7 @@ class StudentFile:
                 message += f"\nThe grader gives your code at most {memory} MB of memory; use less."
             raise GradeFailure(message) from None
         except client.WorkerFailure as exc:
-            self.worker.stop()  # restarted for the next test
+            self.stop_worker()  # restarted for the next test
             if exc.fatal:
                 self.broken = f"{exc}. Every later test of {self.filename} fails with this message."
             if exc.timed_out:
@@ -217,31 +222,40 @@ class StudentFile:
             try:
                 self.worker.request("forget", min(5, self.session.config["time_limits"]["call"]))
             except (client.StudentError, client.WorkerFailure):
-                self.worker.stop()
+                self.stop_worker()
+
+    def stop_worker(self):
+        """Stop the worker; if anything of its uid outlived the kill, the file goes on under a spare uid."""
+        self.worker.stop()
+        left = self.worker.leftover
+        if left:
+            why = f"{len(left)} process(es) of uid {self.worker.user[0]} survived every kill"
+            uid = self.session.isolation.replace_user(self.stem, why)
+            if uid is None:
+                self.event(f"{why}; no spare uid is left, so this file's tests stop here")
+                self.broken = (f"processes started by {self.filename} could not be stopped, so its remaining "
+                               "tests were not run. Every later test of this file fails with this message.")
+            else:
+                self.event(f"{why}; the file's next worker runs as uid {uid}")
 
     def close(self):
         if self.worker is not None:
-            self.worker.stop()
+            self.stop_worker()
 
 
 class Session:
-    def __init__(self, config, scratch, runtime, python=None, user=None, worker_env=None, found=None, setup=None,
-                 deadline=None, memory=None):
-        """``setup``: the sandbox settings for every worker (worker.op_setup); each also may write its scratch.
+    def __init__(self, config, isolation, found=None, deadline=None, memory=None):
+        """``isolation``: an isolation.Isolation (uids, folders, environment, limits, Landlock rules).
         ``deadline``: time.monotonic() by which every request must have ended (config time_limits.total).
-        ``memory``: called at each worker start for its memory limit in MB (else setup's is used)."""
+        ``memory``: called at each worker start for its memory limit in MB (else config limits.memory_mb)."""
         self.config = config
+        self.isolation = isolation
         self.memory = memory
         self.smallest_memory_mb = None
         self.deadline = deadline
         self.out_of_time = False
-        self.setup = setup or {}
         self.found = found or {}
-        self.scratch = scratch          # stem -> scratch folder
-        self.runtime = runtime
-        self.python = python
-        self.user = user
-        self.worker_env = worker_env
+        self.scratch = isolation.scratch          # stem -> scratch folder
         self.files = {}
 
     def check_time(self, limit):

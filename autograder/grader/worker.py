@@ -132,7 +132,31 @@ class Worker:
         return handle
 
     def op_setup(self, request):
-        """Confine this process (sandbox.py); the first request, before any student code."""
+        """Confine this process (sandbox.py, landlock.py); the first request, before any student code.
+
+        The kernel-enforced layers (rlimits, seccomp, Landlock) go on while this is the
+        process's only thread: seccomp and Landlock bind the calling thread and what it
+        starts later, so torch's thread pools must not exist yet.  Returns the layers
+        that are active, for results.json."""
+        threads_alive = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+        try:                        # the kernel's OOM killer takes this process first, never the grader
+            with open("/proc/self/oom_score_adj", "w") as fh:
+                fh.write("1000")
+        except OSError:
+            pass
+        rlimits = sandbox.set_limits(request["limits"])
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)   # Python ignores it; over the file size limit = killed
+        seccomp_problem = sandbox.block_network()
+        rules = request.get("landlock")
+        if rules is None:
+            landlock_state = request.get("landlock_off") or "off"
+        else:
+            import landlock
+            try:
+                abi = landlock.restrict(rules["read"], rules["write"], rules.get("files", []))
+                landlock_state = f"ABI {abi}"
+            except landlock.Unavailable as exc:
+                landlock_state = f"off: {exc}"
         path = os.path.join(self.scratch, self.module_name + ".py")
         with open(path, "rb") as fh:
             uses_torch = b"torch" in fh.read()
@@ -144,20 +168,13 @@ class Worker:
                     torch.set_num_interop_threads(int(request["threads"]))
                 except RuntimeError:     # only possible before any parallel work
                     pass
-        try:                        # the kernel's OOM killer takes this process first, never the grader
-            with open("/proc/self/oom_score_adj", "w") as fh:
-                fh.write("1000")
-        except OSError:
-            pass
         self.sentinels = sandbox.snapshot()
         self.baseline = threading.active_count()
         self._watch_atexit()
-        sandbox.set_limits(request["limits"])
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)   # Python ignores it; over the file size limit = killed
-        problem = sandbox.block_network()
         self.guard = sandbox.install_guard(request["events_fd"], self.scratch, request.get("protected", []),
                                            request.get("writable", []))
-        return {"seccomp": problem}
+        return {"seccomp": seccomp_problem, "landlock": landlock_state, "rlimits": rlimits,
+                "threads_alive": threads_alive}
 
     def _watch_atexit(self):
         """Report atexit handlers registered by the student's own code (libraries register some too)."""
@@ -288,6 +305,7 @@ class Worker:
             reply = {"ok": True, "value": op(request)}
         except BaseException as exc:  # noqa: BLE001 - report every student failure as data
             reply = {"ok": False, "error": self.describe_error(exc)}
+        reply["id"] = request.get("id")            # the grader matches every answer to its request
         try:
             self.check_sentinels()
         except BaseException:  # noqa: BLE001 - a broken event channel must not break the reply
@@ -334,7 +352,8 @@ def main():
         try:
             protocol.write_message(proto_out, reply)
         except protocol.ProtocolError as exc:
-            protocol.write_message(proto_out, {"ok": False, "error": {"type": "ProtocolError", "message": str(exc)}})
+            protocol.write_message(proto_out, {"ok": False, "id": request.get("id"),
+                                               "error": {"type": "ProtocolError", "message": str(exc)}})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,278 @@
+"""Where, as whom and within which limits each worker runs: one object, built once per grading run.
+
+``Isolation.build`` decides everything a worker's confinement needs, and the
+session asks it per graded file:
+
+- **a uid per file** (root only).  Each concurrent grader holds a *slot*, an
+  exclusive lock on SLOT_DIR/<n>; slot n owns the uids
+  ``worker_uid_base + n * uids_per_slot + k``.  File k of the assignment runs as
+  the k-th, the rest are spares: when something of a file's uid outlives its
+  worker, that file goes on under a spare and the report says why.  None of
+  these uids has an account, so killing everything of one can hit nothing else.
+- **a scratch folder and a home per file**, owned by that file's uid, mode 700:
+  one file's code cannot reach another file's copy, even without Landlock.
+- **the limits** (config [limits]; memory asked again at each worker start),
+  **the environment** (threads, allocator, HOME), and the paths the audit hook
+  refuses.
+- **the Landlock rules** (see landlock.py): read and execute beneath the
+  interpreter, the system libraries, /etc, /proc, /sys, /dev and the worker's
+  runtime; write beneath the file's own scratch and home and /dev/null; the
+  protected folders (data, grader, results, submission) carved out of any
+  allowed folder that contains them.
+- **the layers that were active**, as each worker reported them at its start,
+  for results.json's extra_data["isolation"].
+"""
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+from . import reaper, resources
+from .submission import GRADED, make_scratch
+
+SLOT_DIR = "/run/nnag-slots"
+HELD_SLOTS = []                       # lock files held (open) until this process ends
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# glibc's allocator in the worker: at most two arenas, so that memory freed by one
+# thread is reused by the others.  (A fixed MALLOC_MMAP_THRESHOLD_ of 128 KB saved
+# 10 % of the worker's peak but cost the CNN's training 75 % more CPU time.)
+MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": "2"}
+# read and execute for the worker, besides its interpreter's own folders
+SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev")
+CARVE_DEPTH = 6
+
+
+class IsolationError(RuntimeError):
+    """The grader cannot set up the workers' isolation; the message says which setting to change."""
+
+
+def landlock_wanted(config):
+    """(wanted, why not): config grading.landlock, overridden by NNAG_LANDLOCK=off (red-team suite)."""
+    if os.environ.get("NNAG_LANDLOCK", "").lower() in ("0", "off", "false", "no"):
+        return False, "off: forced off by NNAG_LANDLOCK"
+    if not config["grading"].get("landlock", True):
+        return False, "off: config grading.landlock = false"
+    return True, None
+
+
+def take_slot(config):
+    """(slot, gid, [uids]) of a free slot when root, else None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return None
+    import fcntl
+    import grp
+    import pwd
+    g = config["grading"]
+    try:
+        gid = grp.getgrnam(g["worker_group"]).gr_gid
+    except KeyError:
+        raise IsolationError(f"config grading.worker_group: there is no group {g['worker_group']!r} "
+                             "on this machine") from None
+    per_slot = int(g["uids_per_slot"])
+    folder = SLOT_DIR if os.path.isdir(os.path.dirname(SLOT_DIR)) else os.path.join(tempfile.gettempdir(),
+                                                                                    "nnag-slots")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for slot in range(int(g["worker_slots"])):
+        uids = [int(g["worker_uid_base"]) + slot * per_slot + k for k in range(per_slot)]
+        accounts = []
+        for uid in uids:
+            try:
+                accounts.append(pwd.getpwuid(uid).pw_name)
+            except KeyError:
+                pass
+        if accounts:
+            continue                      # a real account in the block: never ours to kill
+        fd = os.open(os.path.join(folder, str(slot)), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        HELD_SLOTS.append(fd)
+        return slot, gid, uids
+    raise IsolationError(f"all {g['worker_slots']} worker slots in {folder} are taken by other graders "
+                         "(or hold uids with accounts); raise config grading.worker_slots or run fewer graders")
+
+
+def carve(root, denied, depth=0):
+    """Folders that together cover ``root`` without any path of ``denied`` (real paths)."""
+    real = os.path.realpath(root)
+    inside = [d for d in denied if d == real or d.startswith(real.rstrip(os.sep) + os.sep)]
+    if not inside:
+        return [real]
+    if real in inside or depth >= CARVE_DEPTH:
+        return []
+    out = []
+    try:
+        entries = sorted(os.scandir(real), key=lambda e: e.name)
+    except OSError:
+        return out
+    for entry in entries:
+        out += carve(entry.path, denied, depth + 1)
+    return out
+
+
+class Isolation:
+    def __init__(self, config, workdir, protected, data_dirs=(), also_writable=(), python=None):
+        self.config = config
+        self.workdir = workdir
+        self.python = python or sys.executable
+        self.protected = protected                    # the audit hook's list
+        self.also_writable = [os.path.realpath(p) for p in also_writable]
+        self.slot = take_slot(config)
+        self.gid = self.slot[1] if self.slot else None
+        spare = list(self.slot[2]) if self.slot else []
+        self.uids = {stem: spare.pop(0) for stem in GRADED} if self.slot else {}
+        self.spares = spare
+        self.retired = []                             # (stem, uid, why)
+        self.threads, self.threads_why = resources.worker_threads(config["grading"].get("worker_threads", 0))
+        if os.environ.get("NNAG_WORKER_THREADS"):
+            self.threads, self.threads_why = int(os.environ["NNAG_WORKER_THREADS"]), "NNAG_WORKER_THREADS"
+        self.landlock, self.landlock_off = landlock_wanted(config)
+        denied = {os.path.realpath(p) for p in list(protected) + list(data_dirs)
+                  if p and not os.path.realpath(p).startswith("/proc/")}
+        self.read_rules = self._read_rules(denied)
+        self.runtime = None
+        self.scratch, self.homes = {}, {}
+        self.reports = {}                              # stem -> what the worker said at its last start
+        self.kill_mechanisms = set()
+
+    @classmethod
+    def build(cls, config, workdir, protected, data_dirs=(), also_writable=()):
+        return cls(config, workdir, protected, data_dirs, also_writable)
+
+    # -- folders ---------------------------------------------------------------------------------------
+    def _read_rules(self, denied):
+        roots = list(SYSTEM_READ) + [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(self.python))]
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            roots.append(sysconfig.get_paths().get(key, ""))
+        rules = []
+        for root in roots:
+            if root and os.path.exists(root):
+                rules += [p for p in carve(root, sorted(denied)) if p not in rules]
+        return rules
+
+    def prepare(self, files, found, utils_path, size_limits):
+        """Scratch and home of each file that was found, and the shared read-only runtime; returns notes."""
+        from . import client
+        self.runtime = client.prepare_runtime(os.path.join(self.workdir, "runtime"))
+        notes = []
+        for stem in files:
+            if f"{stem}.py" not in found:
+                continue
+            owner = self.user(stem)
+            self.scratch[stem], file_notes = make_scratch(self.workdir, stem, found, utils_path, size_limits,
+                                                          owner=owner)
+            notes += file_notes
+            home = os.path.join(self.workdir, f"{stem}.home")
+            os.makedirs(home)
+            if owner:
+                os.chown(home, *owner)
+            os.chmod(home, 0o700)
+            self.homes[stem] = home
+        return notes
+
+    # -- per file ----------------------------------------------------------------------------------------
+    def user(self, stem):
+        """(uid, gid) the file's workers run as, or None (not root)."""
+        return (self.uids[stem], self.gid) if self.slot else None
+
+    def replace_user(self, stem, why):
+        """Something of ``stem``'s uid survived: go on under a spare uid; returns it or None (no spare left)."""
+        self.retired.append((stem, self.uids.get(stem), why))
+        if not self.spares:
+            return None
+        uid = self.spares.pop(0)
+        self.uids[stem] = uid
+        for path in (self.scratch.get(stem), self.homes.get(stem)):
+            if path:
+                for dirpath, dirnames, filenames in os.walk(path):
+                    for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+                        try:
+                            os.chown(name, uid, self.gid, follow_symlinks=False)
+                        except OSError:
+                            pass
+        return uid
+
+    def env(self, stem):
+        home = self.homes.get(stem, self.workdir)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "MPLBACKEND": "Agg",
+               "HOME": home, "TMPDIR": home, "MPLCONFIGDIR": home,
+               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "FMNIST_NO_DOWNLOAD": "1"}
+        if os.name == "nt":
+            env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", FMNIST_NO_DOWNLOAD="1")
+        for var in THREAD_VARIABLES:
+            env[var] = str(self.threads)
+        env.update(MALLOC_SETTINGS)
+        return env
+
+    def setup(self, stem, memory_mb):
+        """The ``setup`` request a worker of ``stem`` gets before anything else (worker.op_setup)."""
+        limits = dict(self.config["limits"], memory_mb=memory_mb)
+        if not self.slot:
+            limits["processes"] = None    # it would count every process of the person running the grader
+        own = [p for p in (self.scratch.get(stem), self.homes.get(stem)) if p]
+        writable = own + self.also_writable
+        return {"limits": limits, "protected": self.protected, "threads": self.threads,
+                "writable": writable + ["/dev/null"],
+                "landlock": {"read": self.read_rules + ([self.runtime] if self.runtime else []),
+                             "write": writable, "files": ["/dev/null"]} if self.landlock else None,
+                "landlock_off": self.landlock_off}
+
+    def cgroup(self, stem):
+        """A cgroup of its own for the next worker of ``stem``, or None (the uid walk alone ends it)."""
+        uid = self.uids.get(stem)
+        group, why = reaper.WorkerCgroup.create(f"slot{self.slot[0]}-{uid}" if self.slot else f"pid{os.getpid()}")
+        if group is None:
+            self.kill_mechanisms.add(f"uid walk ({why})" if self.slot else f"process group ({why})")
+        else:
+            self.kill_mechanisms.add(group.mechanism + (" + uid walk" if self.slot else ""))
+        return group
+
+    def record(self, stem, answer):
+        """What the worker of ``stem`` reported as active when it confined itself."""
+        if isinstance(answer, dict):
+            self.reports[stem] = {k: answer.get(k) for k in ("landlock", "seccomp", "rlimits", "threads_alive")}
+
+    def describe(self):
+        """results.json extra_data["isolation"]: the layers that were active, per file where they differ."""
+        def each(key, fmt):
+            values = {stem: fmt(r.get(key)) for stem, r in self.reports.items()}
+            distinct = set(values.values())
+            return distinct.pop() if len(distinct) == 1 else values
+
+        return {
+            "worker_uids": ({stem: uid for stem, uid in self.uids.items() if stem in self.scratch} if self.slot
+                    else "none: the grader is not root, workers run as its own user"),
+            "landlock": each("landlock", lambda v: v if isinstance(v, str) else "not started")
+            if self.reports else (self.landlock_off or "not started"),
+            "seccomp": each("seccomp", lambda v: "network filter" if v is None else f"off: {v}")
+            if self.reports else "not started",
+            "rlimits": each("rlimits", lambda v: ", ".join(v) if isinstance(v, list) else "none"),
+            "network": "seccomp (sockets other than AF_UNIX kill) + Landlock TCP rules where ABI >= 4",
+            "kill": sorted(self.kill_mechanisms),
+            "uids_retired": [f"{stem}: uid {uid}: {why}" for stem, uid, why in self.retired],
+        }
+
+    def check_interpreter(self):
+        """The worker's interpreter must start as a worker uid; returns the problem or None."""
+        if not self.slot:
+            return None
+        stem = next(iter(self.uids))
+        try:
+            proc = subprocess.run([self.python, "-I", "-c", "import numpy"], user=self.uids[stem], group=self.gid,
+                                  extra_groups=[], env=self.env(stem), cwd="/", capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"{exc}"
+        if proc.returncode != 0:
+            return proc.stderr.decode("utf-8", "replace")[-500:]
+        return None
+
+
+def lock_down(paths):
+    """As root in the Gradescope layout: make grader folders unreadable to the workers."""
+    for path in paths:
+        if os.path.exists(path):
+            os.chmod(path, 0o700)
+
