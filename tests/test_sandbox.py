@@ -85,11 +85,12 @@ def test_audit_hook_refuses_protected_paths_and_outside_writes(tmp_path):
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="worker slots exist only when root")
 def test_concurrent_graders_get_different_worker_uids():
     code = ("import sys, time; sys.path.insert(0, 'autograder')\n"
-            "from grader import run, config\n"
-            "print(run.worker_identity(config.load())[0], flush=True)\n"
+            "from grader import isolation, config\n"
+            "print(isolation.take_slot(config.load())[2][0], flush=True)\n"
             "time.sleep(3)\n")
     procs = [subprocess.Popen([PYTHON, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(3)]
     uids = [int(p.stdout.readline()) for p in procs]
     for p in procs:
         p.wait(timeout=30)
     assert len(set(uids)) == 3 and min(uids) >= 64000, uids
+    assert all(abs(a - b) >= 8 for a in uids for b in uids if a != b), "the slots' uid blocks overlap"

@@ -1,0 +1,320 @@
+"""The boundaries the kernel enforces (autograder/grader/isolation.py, landlock.py, reaper.py) and the
+bounded reply channel (client.py), each tested with an input that tells a working boundary from a missing one."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import PYTHON, ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "autograder"))
+from grader import client, isolation, landlock, reaper  # noqa: E402
+from grader import config as config_mod  # noqa: E402
+
+GRADER = os.path.join(ROOT, "autograder", "grader")
+root_only = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root (uids, cgroups)")
+
+
+def landlock_abi():
+    try:
+        return landlock.abi_version()
+    except landlock.Unavailable:
+        return 0
+
+
+needs_landlock = pytest.mark.skipif(landlock_abi() < 6, reason="needs Landlock ABI 6 (Linux 6.12+)")
+
+
+# -- Landlock ----------------------------------------------------------------------------------------
+
+ATTEMPTS = """
+import os, socket, subprocess, sys
+sys.path.insert(0, {grader!r})
+sys.path.insert(0, {autograder!r})
+import landlock
+from grader.isolation import carve
+if {on!r}:
+    read = [p for root in ("/usr", "/lib", "/lib64", "/bin", "/etc", "/proc", "/sys", "/dev", sys.prefix,
+                           sys.base_prefix, {grader!r}, {tmp!r}) for p in carve(root, [{secret!r}])]
+    print("abi", landlock.restrict(read, [{own!r}], ["/dev/null"]), flush=True)
+
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ALLOWED", flush=True)
+    except OSError:
+        print(name, "denied", flush=True)
+
+attempt("read", lambda: open({secret!r} + "/labels").read())
+def dir_fd_read():
+    fd = os.open({secret!r}, os.O_PATH)
+    os.close(os.open("labels", os.O_RDONLY, dir_fd=fd))
+attempt("dir_fd", dir_fd_read)
+def child():
+    if subprocess.run(["/bin/cat", {secret!r} + "/labels"], capture_output=True).returncode:
+        raise OSError("cat failed")
+attempt("child", child)
+attempt("write_outside", lambda: open({tmp!r} + "/outside.txt", "w").close())
+attempt("write_own", lambda: open({own!r} + "/ok.txt", "w").close())
+attempt("read_beside", lambda: open({tmp!r} + "/beside.txt").read())
+attempt("tcp", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=5).close())
+attempt("signal", lambda: os.kill(os.getppid(), 0))
+def abstract():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect({abstract!r})
+attempt("abstract", abstract)
+"""
+
+
+@needs_landlock
+@pytest.mark.parametrize("on", [True, False], ids=["landlock", "without-landlock"])
+def test_landlock_keeps_the_worker_in_its_scratch(tmp_path, on):
+    """Carved out of an allowed folder, the secret cannot be read directly, through a directory
+    descriptor or by a child process; writes go only to the worker's own folder; no TCP connection,
+    no signal to a process outside, no abstract socket outside.  Without Landlock every one of them
+    works (so each attempt tells the two apart)."""
+    secret, own = tmp_path / "secret", tmp_path / "own"
+    secret.mkdir()
+    own.mkdir()
+    (secret / "labels").write_text("7 2 1")
+    (tmp_path / "beside.txt").write_text("readable")
+    tcp = socket.create_server(("127.0.0.1", 0))
+    abstract_name = f"\0nnag-test-{os.getpid()}"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(abstract_name)
+    unix.listen(1)
+    code = ATTEMPTS.format(grader=GRADER, autograder=os.path.dirname(GRADER), on=on, tmp=str(tmp_path), secret=str(secret), own=str(own),
+                           port=tcp.getsockname()[1], abstract=abstract_name)
+    try:
+        proc = subprocess.run([PYTHON, "-I", "-c", code], capture_output=True, text=True, timeout=120)
+    finally:
+        tcp.close()
+        unix.close()
+    got = dict(line.split(" ", 1) for line in proc.stdout.split("\n") if line)
+    assert proc.returncode == 0, proc.stderr
+    expect_denied = ["read", "dir_fd", "child", "write_outside", "tcp", "signal", "abstract"]
+    if on:
+        assert got.pop("abi") == str(min(landlock_abi(), landlock.HIGHEST_KNOWN))
+        assert {k: got[k] for k in expect_denied} == {k: "denied" for k in expect_denied}, got
+    else:
+        assert {k: got[k] for k in expect_denied} == {k: "ALLOWED" for k in expect_denied}, got
+    assert got["write_own"] == "ALLOWED" and got["read_beside"] == "ALLOWED", got
+
+
+def test_carve_leaves_out_exactly_the_denied_folders(tmp_path):
+    for rel in ("a/b/keep", "a/b/data/x", "a/c", "d"):
+        (tmp_path / rel).mkdir(parents=True)
+    denied = [str(tmp_path / "a" / "b" / "data")]
+    got = isolation.carve(str(tmp_path), denied)
+    assert sorted(got) == sorted(str(tmp_path / p) for p in ("a/b/keep", "a/c", "d"))
+    assert isolation.carve(str(tmp_path / "d"), denied) == [str(tmp_path / "d")]
+    assert isolation.carve(denied[0], denied) == []
+
+
+def test_landlock_rules_never_cover_the_data_or_the_grader(tmp_path):
+    """The read rules of a real Isolation hold no folder that contains a protected path."""
+    config = config_mod.load()
+    data = tmp_path / "data"
+    data.mkdir()
+    iso = isolation.Isolation(config, str(tmp_path), [str(data), GRADER], [str(data), "/usr/share/datasets"])
+    denied = [str(data), os.path.realpath(GRADER), "/usr/share/datasets"]
+    for rule in iso.read_rules:
+        for d in denied:
+            assert not (d == rule or d.startswith(rule.rstrip("/") + "/")), (rule, d)
+    assert any(r.startswith("/usr/lib") for r in iso.read_rules)
+    iso.scratch["numpy_ann"], iso.homes["numpy_ann"] = str(tmp_path / "s"), str(tmp_path / "h")
+    setup = iso.setup("numpy_ann", 512)
+    assert setup["landlock"]["write"] == [str(tmp_path / "s"), str(tmp_path / "h")]
+    assert setup["limits"]["memory_mb"] == 512
+
+
+def test_landlock_can_be_forced_off(monkeypatch):
+    config = config_mod.load()
+    assert isolation.landlock_wanted(config) == (True, None)
+    monkeypatch.setenv("NNAG_LANDLOCK", "off")
+    wanted, why = isolation.landlock_wanted(config)
+    assert not wanted and why.startswith("off:")
+
+
+# -- the kill ----------------------------------------------------------------------------------------
+
+ZOMBIE_LEADER = """
+import ctypes, threading, time
+threading.Thread(target=lambda: time.sleep(600)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).syscall(60, 0)     # SYS_exit: only the main thread ends; the process lives on
+"""
+
+
+@pytest.fixture
+def slot():
+    found = isolation.take_slot(config_mod.load())
+    yield found
+    if found:
+        os.close(isolation.HELD_SLOTS.pop())
+
+
+@root_only
+def test_a_zombie_leader_with_live_threads_is_found_and_killed(slot):
+    _, gid, uids = slot
+    uid = uids[-1]
+    proc = subprocess.Popen([PYTHON, "-I", "-c", ZOMBIE_LEADER], user=uid, group=gid, extra_groups=[],
+                            stdout=subprocess.PIPE, text=True, cwd="/", start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        for _ in range(100):
+            with open(f"/proc/{proc.pid}/status") as fh:
+                leader = [line.split()[1] for line in fh if line.startswith("State:")][0]
+            if leader == "Z":
+                break
+            time.sleep(0.05)
+        assert leader == "Z", "the leader did not exit (the test would not tell the two walks apart)"
+        assert reaper.processes_of(uid) == [proc.pid]           # found through its live thread
+        assert reaper.kill_user(uid, gid) == []
+        assert reaper.tasks_of(uid) == []
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+DAEMON = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+    os._exit(0)
+time.sleep(600)
+"""
+
+
+@root_only
+def test_a_cgroup_holds_a_setsid_daemon_and_kills_it(slot):
+    group, why = reaper.WorkerCgroup.create(f"test-{os.getpid()}")
+    if group is None:
+        pytest.skip(f"no cgroup for workers here: {why}")
+    read, write = os.pipe()
+    proc = subprocess.Popen([PYTHON, "-I", "-c", f"import os; os.read({read}, 1)\n" + DAEMON], pass_fds=(read,),
+                            stdout=subprocess.PIPE, text=True, user=slot[2][-1], group=slot[1], extra_groups=[])
+    try:
+        assert group.add(proc.pid)
+        os.write(write, b"x")                            # only now does it fork
+        daemon = int(proc.stdout.readline())
+        assert daemon in group.pids() and os.getsid(daemon) != os.getsid(proc.pid)
+        assert group.kill() == []
+        time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{daemon}/status") or "Z" in open(f"/proc/{daemon}/status").read()
+        assert group.destroy() == [] and not os.path.exists(group.path)
+    finally:
+        os.close(read)
+        os.close(write)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+# -- the reply channel -------------------------------------------------------------------------------
+
+STUDENT = """
+import os, stat, threading, time
+import protocol
+
+
+def _pipes():
+    # every pipe this process may write other than stdout and stderr: the grader's channels
+    import fcntl
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_WRONLY:
+                out.append(fd)
+        except OSError:
+            pass
+    return out
+
+
+def forge(reply_id):
+    for fd in _pipes():
+        os.write(fd, protocol.encode({"ok": True, "value": 42, "id": reply_id}))
+    time.sleep(2)
+    return 7
+
+
+def forge_later():
+    def later():
+        time.sleep(0.5)
+        forge(99)
+    threading.Thread(target=later, daemon=True).start()
+    return 1
+
+
+def flood_events():
+    def flood(fd):
+        os.write(fd, b"x" * 5_000_000)
+        os.write(fd, b"\\ncheck: nothing to report \\x1b[31m\\x00 forged\\n" * 20000)
+    import gc, io
+    reply = {o.fileno() for o in gc.get_objects() if isinstance(o, io.BufferedWriter) and not o.closed
+             and o.fileno() > 2}                       # the worker's reply channel: leave it alone
+    for fd in _pipes():
+        if fd not in reply:
+            flood(fd)
+    return 3
+"""
+
+
+@pytest.fixture
+def student_worker(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "evil.py").write_text(STUDENT)
+    runtime = client.prepare_runtime(str(tmp_path / "runtime"))
+    events = []
+    limits = dict(config_mod.load()["limits"], processes=None)
+    worker = client.Worker("evil", str(scratch), runtime, python=PYTHON, env=dict(os.environ),
+                           setup={"limits": limits, "protected": [], "writable": [str(scratch)]},
+                           on_event=events.append)
+    worker.start()
+    worker.request("import", 60)
+    yield worker, events
+    worker.stop()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
+def test_a_forged_reply_with_the_wrong_id_is_refused(student_worker):
+    worker, _ = student_worker
+    with pytest.raises(client.WorkerFailure, match="did not belong to this request"):
+        worker.request("call", 30, target="module", method="forge", args=[worker.next_id + 5])
+    assert not worker.alive()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
+def test_a_reply_nobody_asked_for_is_refused(student_worker):
+    worker, _ = student_worker
+    assert worker.request("call", 30, target="module", method="forge_later") == 1
+    time.sleep(1.5)
+    with pytest.raises(client.WorkerFailure, match="before it was asked"):
+        worker.request("call", 30, target="module", method="forge_later")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
+def test_the_events_channel_is_capped_in_the_grader(student_worker):
+    """Megabytes without a newline and 20,000 forged lines with control characters reach the report
+    as at most EVENTS_PER_WORKER cleaned, cut lines, each marked as the worker's, and one note."""
+    worker, events = student_worker
+    assert worker.request("call", 60, target="module", method="flood_events") == 3
+    worker.stop()
+    time.sleep(0.5)
+    from_worker = [e for e in events if e.startswith("worker: ")]
+    assert 0 < len(from_worker) <= client.EVENTS_PER_WORKER
+    assert all(len(e) <= len("worker: ") + client.EVENT_LINE_CHARS + len(" [cut]") for e in events)
+    assert all(e.isprintable() for e in events)
+    assert not any(e.startswith("check:") for e in events)
+    assert any("more lines from the worker's events channel dropped" in e for e in events)
