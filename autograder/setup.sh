@@ -140,4 +140,8 @@ step "make the venv world-readable" chmod -R a+rX "$VENV"
 if [ "$PY_HOW" = "from uv" ]; then
     step "make uv's Python world-readable" chmod -R a+rX "$UV_PYTHON_INSTALL_DIR"
 fi
+# 7. The test labels shipped in the zip: root only (run_autograder locks all of the source again).
+if [ -d "$SOURCE/data" ]; then
+    step "make the grading data root-only" chmod -R go-rwx "$SOURCE/data"
+fi
 say "done: $VENV ($("$VPY" --version 2>&1))"
