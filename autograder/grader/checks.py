@@ -5,6 +5,8 @@ a Python float / int array); its original type is never trusted.
 """
 import numpy as np
 
+from . import protocol
+
 
 class GradeFailure(AssertionError):
     """A test failed; the message is shown to the student as it is."""
@@ -39,18 +41,17 @@ def shape_of(x):
 
 
 def _unwrap(value):
-    if isinstance(value, dict) and "__torch__" in value:
-        return value["__torch__"]
+    if protocol.marker_of(value) == protocol.TORCH:
+        return value[protocol.TORCH]
     return value
 
 
 def kind_of(value):
     if isinstance(value, dict):
-        for key in ("__torch__", "__object__", "__figure__", "__axes__"):
-            if key in value:
-                return {"__torch__": "a tensor", "__figure__": "a figure", "__axes__": "an Axes"}.get(
-                    key, f"an object of type {value.get('__object__')}")
-        return "a dict"
+        key = protocol.marker_of(value)
+        if key == protocol.OBJECT:
+            return f"an object of type {str(value.get(protocol.OBJECT))[:80]}"
+        return protocol.REPLY_MARKERS.get(key, "a dict")
     if value is None:
         return "None"
     return f"a {type(value).__name__}"
@@ -175,9 +176,9 @@ def check_metrics(metrics, epochs, what):
 def check_metrics_figure(returned, metrics, what):
     """plot_train_val_metrics() returned (fig, axes): two panels, loss and accuracy, train and validation."""
     if not isinstance(returned, list) or len(returned) != 2 or not isinstance(returned[0], dict) \
-            or "__figure__" not in returned[0]:
+            or protocol.marker_of(returned[0]) != protocol.FIGURE:
         fail(f"{what} must return (fig, axes); got {kind_of(returned)}")
-    panels = returned[0]["__figure__"]
+    panels = returned[0][protocol.FIGURE]
     if len(panels) != 2:
         fail(f"{what}: the figure has {len(panels)} axes; expected 2 side by side (loss, accuracy)")
     for pair, title in ((("train_losses", "val_losses"), "loss"), (("train_accs", "val_accs"), "accuracy")):

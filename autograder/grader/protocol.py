@@ -15,6 +15,31 @@ ALLOWED_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", 
                   "float16", "float32", "float64"}
 MAX_MESSAGE = 1 << 31  # bytes; a larger frame is a protocol error
 MAX_HEADER = 1 << 20   # bytes of JSON in a reply the grader reads (arrays travel as raw bytes, apart)
+MAX_ARRAYS = 4096      # arrays in one message
+MAX_NDIM = 8           # dimensions of one array
+
+# The vocabulary, in one place.  Every frame's header carries the request's "id"
+# (client.Worker checks that the answer it reads is the answer to what it asked).
+# Requests (grader -> worker; the worker builds the objects):
+REF = "__ref__"          # {REF: handle}: an object the worker keeps from an earlier request
+DATA = "__data__"        # {DATA: {array, dtype, scale, shape, torch}}: images sent compactly (uint8)
+ONEHOT = "__onehot__"    # {ONEHOT: {labels, classes, dtype, torch}}: one-hot rows built by the worker
+TENSOR = "__tensor__"    # {TENSOR: array}: a torch tensor with this content
+# Replies (worker -> grader; untrusted, checked by grader/checks.py):
+TORCH = "__torch__"      # {TORCH: array, "dtype": torch dtype name}: a tensor's values
+OBJECT = "__object__"    # {OBJECT: type name}: something that is not plain data
+FIGURE = "__figure__"    # {FIGURE: [axes]}: a matplotlib figure described (titles, labels, lines)
+AXES = "__axes__"        # {AXES: axes}: one matplotlib Axes described
+REPLY_MARKERS = {TORCH: "a tensor", OBJECT: "an object", FIGURE: "a figure", AXES: "an Axes"}
+
+
+def marker_of(value):
+    """The reply marker ``value`` carries, or None."""
+    if isinstance(value, dict):
+        for key in REPLY_MARKERS:
+            if key in value:
+                return key
+    return None
 
 
 class ProtocolError(Exception):
@@ -105,22 +130,34 @@ def read_message(stream, limit=MAX_MESSAGE, header_limit=None):
         body = header["body"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"malformed header: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("a header nested too deeply") from None
     budget -= len(head)
-    arrays = []
-    for spec in specs:
+    if not isinstance(specs, list) or len(specs) > MAX_ARRAYS:
+        raise ProtocolError(f"a message with more than {MAX_ARRAYS} arrays (or a malformed list of them)")
+    shapes = []
+    for spec in specs:                       # every shape checked before any array byte is read
         try:
             dtype, shape = spec["dtype"], tuple(int(s) for s in spec["shape"])
         except (KeyError, TypeError, ValueError):
             raise ProtocolError("malformed array spec") from None
-        if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape):
-            raise ProtocolError(f"array of dtype {dtype!r} and shape {shape} refused")
-        n = _read_length(stream, budget, "message")
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape) or len(shape) > MAX_NDIM:
+            raise ProtocolError(f"array of dtype {dtype!r} and shape {shape[:MAX_NDIM + 1]} refused")
+        nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+        if nbytes > budget:
+            raise ProtocolError(f"an array of {nbytes:,} bytes is over the limit of {budget:,} bytes")
+        budget -= nbytes
+        shapes.append((dtype, shape, nbytes))
+    arrays = []
+    for dtype, shape, expected in shapes:
+        n = _read_length(stream, expected, "message")
         if n != expected:
             raise ProtocolError(f"array bytes {n} do not match dtype {dtype} and shape {shape}")
-        budget -= n
         arrays.append(np.frombuffer(_read_exact(stream, n), dtype=dtype).reshape(shape))   # owns its buffer
-    return _decode(body, arrays)
+    try:
+        return _decode(body, arrays)
+    except RecursionError:
+        raise ProtocolError("a reply nested too deeply") from None
 
 
 def write_message(stream, obj):

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import client
+from . import client, protocol
 from .checks import GradeFailure
 from .submission import ALLOWLIST
 
@@ -38,16 +38,16 @@ def data(array, dtype="float64", scale=1.0, shape=None, torch=False):
     spec = {"array": np.ascontiguousarray(array), "dtype": dtype, "scale": scale, "torch": torch}
     if shape is not None:
         spec["shape"] = list(shape)
-    return {"__data__": spec}
+    return {protocol.DATA: spec}
 
 
 def onehot(labels, classes=10, dtype="float64", torch=False):
-    return {"__onehot__": {"labels": np.asarray(labels, dtype=np.int64), "classes": classes,
+    return {protocol.ONEHOT: {"labels": np.asarray(labels, dtype=np.int64), "classes": classes,
                            "dtype": dtype, "torch": torch}}
 
 
 def tensor(array):
-    return {"__tensor__": np.ascontiguousarray(array)}
+    return {protocol.TENSOR: np.ascontiguousarray(array)}
 
 
 class Handle:
@@ -59,7 +59,7 @@ class Handle:
         self.label = label
 
     def ref(self):
-        return {"__ref__": self.handle}
+        return {protocol.REF: self.handle}
 
     def call(self, method, *args, timeout=None, keep=False, **kwargs):
         value = self.file.request("call", timeout, what=f"{self.label}.{method}", target=self.handle,

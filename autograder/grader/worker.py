@@ -41,24 +41,24 @@ class Worker:
     # -- conversions ---------------------------------------------------------
     def decode_arg(self, value):
         if isinstance(value, dict):
-            if "__ref__" in value:
-                return self.objects[value["__ref__"]]
-            if "__data__" in value:
-                spec = value["__data__"]
+            if protocol.REF in value:
+                return self.objects[value[protocol.REF]]
+            if protocol.DATA in value:
+                spec = value[protocol.DATA]
                 # one copy, in the target dtype; the raw bytes are let go at once
                 arr = spec.pop("array").astype(spec.get("dtype", "float64"))
                 if spec.get("scale", 1.0) != 1.0:
                     arr *= spec["scale"]                                      # in place: no temporary
                 return self._maybe_torch(arr.reshape(spec.get("shape", arr.shape)), spec)
-            if "__onehot__" in value:
-                spec = value["__onehot__"]
+            if protocol.ONEHOT in value:
+                spec = value[protocol.ONEHOT]
                 labels = spec["labels"].astype(np.int64)
                 arr = np.zeros((labels.shape[0], spec["classes"]), dtype=spec.get("dtype", "float64"))
                 arr[np.arange(labels.shape[0]), labels] = 1
                 return self._maybe_torch(arr, spec)
-            if "__tensor__" in value:
+            if protocol.TENSOR in value:
                 import torch
-                return torch.from_numpy(np.array(value["__tensor__"]))
+                return torch.from_numpy(np.array(value[protocol.TENSOR]))
             return {k: self.decode_arg(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.decode_arg(v) for v in value]
@@ -73,7 +73,7 @@ class Worker:
 
     def to_plain(self, value, depth=0):
         if depth > 20:
-            return {"__object__": "nesting too deep"}
+            return {protocol.OBJECT: "nesting too deep"}
         if value is None or type(value) in (bool, str):
             return value
         if isinstance(value, str):
@@ -90,25 +90,25 @@ class Worker:
                 return bool(number) if isinstance(number, bool) else (
                     int(number) if isinstance(number, int) else float(number))
             except (TypeError, ValueError):
-                return {"__object__": type(value).__name__}
+                return {protocol.OBJECT: type(value).__name__}
         if isinstance(value, np.ndarray):
             if value.dtype == object:
                 return [self.to_plain(v, depth + 1) for v in value.tolist()]
             if value.dtype.name not in protocol.ALLOWED_DTYPES:
-                return {"__object__": f"ndarray of dtype {value.dtype}"}
+                return {protocol.OBJECT: f"ndarray of dtype {value.dtype}"}
             return np.array(value, copy=True)
         if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-            return {"__torch__": value.detach().cpu().numpy().copy(), "dtype": str(value.dtype)}
+            return {protocol.TORCH: value.detach().cpu().numpy().copy(), "dtype": str(value.dtype)}
         if isinstance(value, (list, tuple)):
             return [self.to_plain(v, depth + 1) for v in value]
         if isinstance(value, dict):
             return {str(k): self.to_plain(v, depth + 1) for k, v in value.items()}
         kind = type(value).__name__
         if kind == "Figure" and hasattr(value, "axes"):
-            return {"__figure__": [self.describe_axes(ax) for ax in value.axes]}
+            return {protocol.FIGURE: [self.describe_axes(ax) for ax in value.axes]}
         if hasattr(value, "get_lines") and hasattr(value, "get_title"):
-            return {"__axes__": self.describe_axes(value)}
-        return {"__object__": kind}
+            return {protocol.AXES: self.describe_axes(value)}
+        return {protocol.OBJECT: kind}
 
     @staticmethod
     def describe_axes(ax):
