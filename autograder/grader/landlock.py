@@ -74,7 +74,9 @@ def abi_version():
     if version < 0:
         errno = ctypes.get_errno()
         why = {38: "the kernel has no Landlock (before Linux 5.13)",
-               95: "Landlock is disabled on this kernel (boot option lsm=)"}.get(errno, f"errno {errno}")
+               95: "Landlock is disabled on this kernel (boot option lsm=)",
+               1: "Landlock's system calls are refused here (a container's seccomp profile?)"}.get(
+                   errno, f"errno {errno}")
         raise Unavailable(why)
     return int(version)
 
