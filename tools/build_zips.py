@@ -13,8 +13,9 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "handout"))
 
-GRADER_MODULES = ("__init__.py", "checks.py", "client.py", "config.py", "plugin.py", "protocol.py", "resources.py",
-                  "results.py", "run.py", "sandbox.py", "session.py", "submission.py", "worker.py")
+GRADER_MODULES = ("__init__.py", "checks.py", "client.py", "config.py", "isolation.py", "landlock.py", "plugin.py",
+                  "protocol.py", "reaper.py", "resources.py", "results.py", "run.py", "sandbox.py", "session.py",
+                  "submission.py", "worker.py")
 HIDDEN_ONLY_MODULES = ("refmath.py",)
 HANDOUT_FILES = ("utils.py", "numpy_ann.py", "pytorch_ann.py", "pytorch_cnn.py", "fashionmnist.py")
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)

@@ -48,7 +48,8 @@ def find_files(upload):
 SUSPICIOUS = {"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py",
               "sitecustomize.py", "usercustomize.py", "numpy.py", "torch.py", "pytest.py", "_pytest.py",
               "results.json", "grader.py", "run_autograder", "setup.sh", "config.toml"}
-GRADER_MODULES = {"checks.py", "client.py", "config.py", "plugin.py", "protocol.py", "refmath.py", "results.py",
+GRADER_MODULES = {"checks.py", "client.py", "config.py", "isolation.py", "landlock.py", "reaper.py", "plugin.py",
+                  "protocol.py", "refmath.py", "results.py",
                   "run.py", "sandbox.py", "session.py", "submission.py", "worker.py"}
 
 
