@@ -318,3 +318,54 @@ def test_the_events_channel_is_capped_in_the_grader(student_worker):
     assert all(e.isprintable() for e in events)
     assert not any(e.startswith("check:") for e in events)
     assert any("more lines from the worker's events channel dropped" in e for e in events)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="seccomp and Landlock are Linux features")
+def test_the_worker_confines_itself_before_torch_starts_threads(tmp_path):
+    """seccomp and Landlock bind only the calling thread: the worker must apply them while it is alone,
+    before torch (imported for a file that uses it) starts its thread pools."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "uses_torch.py").write_text("import torch\n\ndef threads():\n    return len(__import__('os').listdir('/proc/self/task'))\n")
+    config = config_mod.load()
+    iso = isolation.Isolation(config, str(tmp_path), [], [])
+    iso.scratch["numpy_ann"], iso.homes["numpy_ann"] = str(scratch), str(scratch)
+    iso.runtime = client.prepare_runtime(str(tmp_path / "runtime"))
+    setup = iso.setup("numpy_ann", 2048)
+    setup["limits"]["processes"] = None
+    worker = client.Worker("uses_torch", str(scratch), iso.runtime, python=PYTHON, env=dict(os.environ, OMP_NUM_THREADS="2"),
+                           setup=setup)
+    try:
+        worker.start()
+        worker.request("import", 120)
+        later = worker.request("call", 60, target="module", method="threads")
+    finally:
+        worker.stop()
+    assert worker.confinement["threads_alive"] == 1
+    assert worker.confinement["seccomp"] is None
+    expected = f"ABI {min(landlock_abi(), landlock.HIGHEST_KNOWN)}" if landlock_abi() else "off"
+    assert str(worker.confinement["landlock"]).startswith(expected), worker.confinement
+    assert later >= 1
+
+
+@root_only
+def test_a_uid_that_survived_is_replaced_by_a_spare(tmp_path):
+    config = config_mod.load()
+    iso = isolation.Isolation(config, str(tmp_path), [], [])
+    try:
+        scratch = tmp_path / "scratch"
+        (scratch / "sub").mkdir(parents=True)
+        (scratch / "sub" / "f").write_text("x")
+        iso.scratch["numpy_ann"] = str(scratch)
+        first = iso.user("numpy_ann")[0]
+        spares = list(iso.spares)
+        assert first not in spares and len(set(iso.uids.values())) == 4
+        new = iso.replace_user("numpy_ann", "test")
+        assert new == spares[0] and iso.user("numpy_ann")[0] == new
+        assert os.stat(scratch / "sub" / "f").st_uid == new and os.stat(scratch).st_uid == new
+        for _ in spares[1:]:
+            assert iso.replace_user("numpy_ann", "test") is not None
+        assert iso.replace_user("numpy_ann", "test") is None          # no spare left
+        assert len(iso.describe()["uids_retired"]) == len(spares) + 1
+    finally:
+        os.close(isolation.HELD_SLOTS.pop())

@@ -233,7 +233,13 @@ class Isolation:
     def record(self, stem, answer):
         """What the worker of ``stem`` reported as active when it confined itself."""
         if isinstance(answer, dict):
-            self.reports[stem] = {k: answer.get(k) for k in ("landlock", "seccomp", "rlimits", "threads_alive")}
+            report = {k: answer.get(k) for k in ("landlock", "seccomp", "rlimits", "threads_alive")}
+            layers = ["seccomp: sockets other than AF_UNIX kill"] if answer.get("seccomp") is None else []
+            landlock = str(answer.get("landlock"))
+            if landlock.startswith("ABI ") and landlock[4:].isdigit() and int(landlock[4:]) >= 4:
+                layers.append("Landlock: no TCP bind or connect")
+            report["network"] = " + ".join(layers) or "open: no seccomp filter and no Landlock network rules"
+            self.reports[stem] = report
 
     def describe(self):
         """results.json extra_data["isolation"]: the layers that were active, per file where they differ."""
@@ -250,7 +256,8 @@ class Isolation:
             "seccomp": each("seccomp", lambda v: "network filter" if v is None else f"off: {v}")
             if self.reports else "not started",
             "rlimits": each("rlimits", lambda v: ", ".join(v) if isinstance(v, list) else "none"),
-            "network": "seccomp (sockets other than AF_UNIX kill) + Landlock TCP rules where ABI >= 4",
+            "network": each("network", lambda v: v) if self.reports else "not started",
+            "threads_at_confinement": each("threads_alive", lambda v: v),
             "kill": sorted(self.kill_mechanisms),
             "uids_retired": [f"{stem}: uid {uid}: {why}" for stem, uid, why in self.retired],
         }

@@ -117,6 +117,13 @@ class StudentFile:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
         iso = s.isolation
         scratch = s.scratch[self.stem]
+        user = iso.user(self.stem)
+        if user is not None and client.kill_user(*user):       # something of this uid is still alive
+            why = f"processes of uid {user[0]} were alive before its worker started and survived every kill"
+            if iso.replace_user(self.stem, why) is None:
+                self.event(f"{why}; no spare uid is left")
+                raise Unavailable(self.broken_message(f"{self.filename} could not be started in a clean state"))
+            self.event(f"{why}; the file runs as uid {iso.user(self.stem)[0]}")
         memory_mb = s.memory() if s.memory is not None else s.config["limits"]["memory_mb"]  # what is left now
         s.smallest_memory_mb = min(s.smallest_memory_mb or memory_mb, memory_mb)
         s.check_time(s.config["time_limits"]["import"])

@@ -14,10 +14,36 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import protocol  # noqa: E402
 import sandbox  # noqa: E402
 
-import numpy as np  # noqa: E402
+# numpy (and protocol.py, which needs it) are imported only once the worker has confined
+# itself: OpenBLAS starts its threads at import, and a thread that exists before
+# seccomp and Landlock are applied is not bound by them.
+np = protocol = None
+
+
+def load_libraries():
+    global np, protocol
+    import numpy
+    import protocol as wire
+    np, protocol = numpy, wire
+
+
+def read_setup(stream):
+    """The first request, read before numpy exists: one frame of protocol.py's format (an
+    8-byte big-endian length, then a JSON header) that carries no arrays."""
+    import json
+    import struct
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError("the grader closed the connection")
+    (n,) = struct.unpack(">Q", head)
+    if n > 1 << 20:
+        raise ValueError("setup request too large")
+    header = json.loads(stream.read(n).decode("utf-8"))
+    if header.get("arrays"):
+        raise ValueError("the setup request carries no arrays")
+    return header["body"]
 
 LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features",
                "out_features", "p", "num_features", "eps", "momentum", "bias")
@@ -157,6 +183,7 @@ class Worker:
                 landlock_state = f"ABI {abi}"
             except landlock.Unavailable as exc:
                 landlock_state = f"off: {exc}"
+        load_libraries()
         path = os.path.join(self.scratch, self.module_name + ".py")
         with open(path, "rb") as fh:
             uses_torch = b"torch" in fh.read()
@@ -337,12 +364,15 @@ def main():
     os.environ.setdefault("MPLBACKEND", "Agg")
     worker = Worker(scratch, module_name)
     try:
-        request = protocol.read_message(proto_in)
+        request = read_setup(proto_in)
     except EOFError:
         return
     if request.get("op") != "setup":
         sys.exit("worker: the first request must be setup")
-    protocol.write_message(proto_out, worker.handle(request))
+    answer = worker.handle(request)
+    if protocol is None:              # the setup failed before the libraries were loaded
+        load_libraries()
+    protocol.write_message(proto_out, answer)
     while True:
         try:
             request = protocol.read_message(proto_in)
