@@ -173,7 +173,7 @@ def test_oversized_reply_is_refused_before_it_is_read():
     stream = CountingStream(frame)
     with pytest.raises(protocol.ProtocolError, match="over the limit"):
         protocol.read_message(stream, limit=32 << 20, header_limit=protocol.MAX_HEADER)
-    assert stream.consumed == 8 + len(head) + 8          # the lengths, never the body
+    assert stream.consumed == 8 + len(head)              # the header only: sizes are checked from the shapes
 
 
 def test_oversized_json_header_is_refused_before_it_is_read():
