@@ -122,6 +122,14 @@ def score_table(result):
     return "\n".join(rows)
 
 
+def cleanup(workdir):
+    """Remove the scratch folders; returns problems for the report and never raises."""
+    try:
+        return remove_tree(workdir)
+    except Exception as exc:  # noqa: BLE001 - nothing in the cleanup may cost the results
+        return [f"{workdir}: {type(exc).__name__}: {exc}"]
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Grade one submission of the neural-networks assignment.")
     p.add_argument("--submission", required=True, help="folder with the student's files (any nesting)")
@@ -258,7 +266,7 @@ def main(argv=None):
         if test_files:
             pytest.main(pytest_args)
         session.close()
-        cleanup_notes += [f"cleanup: {p}" for p in remove_tree(workdir)]
+        cleanup_notes += [f"cleanup: {p}" for p in cleanup(workdir)]
         result, report = collect(final=True)
         if not args.quiet:
             print(f"{results.REPORT_NAME}:\n{report['output']}")
@@ -286,7 +294,7 @@ def main(argv=None):
         except Exception:  # noqa: BLE001 - nothing may stop the final write
             import traceback
             traceback.print_exc()
-        for p in remove_tree(workdir):
+        for p in cleanup(workdir):
             print(f"grader: cleanup: {p}", file=sys.stderr)
     problems = results.validate(result)
     if problems:
