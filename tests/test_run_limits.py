@@ -218,3 +218,23 @@ def test_over_the_memory_limit_the_message_names_it(tmp_path):
     passed = [t for t in result["tests"] if t["status"] == "passed" and t["max_score"] > 0]
     assert failed and all("MemoryError" in t["output"] and "at most 400 MB" in t["output"] for t in failed)
     assert any("_softmax" in t["name"] for t in passed)       # tests that never call _relu are unaffected
+
+
+def test_a_cleanup_that_raises_goes_into_the_report_not_over_the_results(tmp_path, monkeypatch):
+    """remove_tree made to raise (as a tree the student built could make it): the results stay final and
+    complete, and the instructor report names the cleanup problem."""
+    from grader import run
+
+    def broken(path):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(run, "remove_tree", broken)
+    out = tmp_path / "results.json"
+    run.main(["--submission", str(submission(tmp_path)), "--results", str(out), "--files", "numpy_ann",
+              "--tests", "public", "--quiet"])
+    result = json.loads(out.read_text())
+    assert result["extra_data"]["partial"] is False
+    numpy_tests = [t for t in result["tests"] if t["tags"][0] == "numpy_ann"]
+    assert numpy_tests and all(t["score"] == t["max_score"] for t in numpy_tests)
+    report = [t for t in result["tests"] if t["name"] == results_mod.REPORT_NAME][0]
+    assert "cleanup: " in report["output"] and "RecursionError" in report["output"]
