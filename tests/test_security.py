@@ -16,11 +16,29 @@ For each attack:
   pattern, and nothing student-visible mentions it;
 - ``canary`` lines (proof the attack ran) appear in its log, ``canary_absent``
   lines (proof it succeeded) do not; nothing secret leaks; no connection
-  reaches the listeners.
+  reaches the listeners;
+- results.json is the final one (tests listed, extra_data.partial false) and
+  smaller than ``results_max_bytes`` (default 1 MB); the instructor report
+  matches no ``report_absent`` pattern (forged or unmarked lines);
+- no task (thread) of any uid the run used is alive afterwards: every
+  /proc/<pid>/task/<tid> is looked at, so a zombie leader whose other threads
+  still run counts as alive;
+- ``scratch_gone``: every folder the attack logged as ``scratch: <path>`` is
+  gone after the grader (its cleanup finished); ``outside``: a folder the
+  attack may point links at (__OUTSIDE__) and the autograder source are intact.
 
-Placeholders in attack files: __CANARY__ (a folder the worker may write),
-__RESULTS__, __ROOT__ (AUTOGRADER_ROOT), __REPO__, __PORT__, __UNIX__,
-__LOOKUP__ (hash of each test image -> label).
+``data_copy``: the grader reads Fashion-MNIST from a world-readable copy
+(__DATA__, passed as --data-dir), as where the Debian package is left readable:
+only the grader's own layers, not the file permissions, guard the labels there.
+``kernel_only``: only the kernel (Landlock) can stop this attack; such attacks
+also run with NNAG_LANDLOCK=off (test_attack_without_landlock), where the
+results must say that Landlock was off.
+
+Placeholders in attack files: __CANARY__ (a folder the worker may write; passed
+to the grader as --also-writable where it has that option), __RESULTS__,
+__ROOT__ (AUTOGRADER_ROOT), __REPO__, __PORT__, __UNIX__, __LOOKUP__ (hash of
+each test image -> label), __DATA__ (the world-readable data copy, or the
+Debian folder), __OUTSIDE__ (a root-owned folder outside the grader's reach).
 """
 import hashlib
 import json
@@ -43,7 +61,6 @@ import pytest
 from conftest import HANDOUT, PYTHON, ROOT, SOLUTION
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
-from grader import client  # noqa: E402
 from grader import config as config_mod  # noqa: E402
 from grader import results as results_mod  # noqa: E402
 from grader.results import REPORT_NAME as REPORT  # noqa: E402
@@ -164,67 +181,166 @@ def build_submission(name, spec, dest, subst, honest=False):
     return dest
 
 
-def run_autograder(source, root, *args):
-    """run_autograder in the layout of Gradescope; returns (results, stdout, seconds)."""
+def run_autograder(source, root, *args, env=None):
+    """run_autograder in the layout of Gradescope; returns (results, stdout, seconds, size in bytes)."""
     (root / "results").mkdir(parents=True, exist_ok=True)
     os.symlink(source, root / "source")
     # a secret in the grader's environment must never reach the worker
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), NNAG_PYTHON=PYTHON, NNAG_TEST_SECRET=SECRET)
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), NNAG_PYTHON=PYTHON, NNAG_TEST_SECRET=SECRET, **(env or {}))
     start = time.time()
     proc = subprocess.run(["sh", str(root / "source" / "run_autograder"), *FAST_LIMITS, *args], env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     path = root / "results" / "results.json"
-    result = json.loads(path.read_text())
+    raw = path.read_bytes()
+    result = json.loads(raw)
     assert results_mod.validate(result) == [], results_mod.validate(result)
-    return result, proc.stdout, time.time() - start
+    return result, proc.stdout, time.time() - start, len(raw)
 
 
-def worker_processes(result):
-    """Live processes of the worker user this grading ran as."""
-    uid = result["extra_data"]["worker_uid"]
+def grader_has(source, option):
+    """Whether the unpacked grader's run.py knows ``option`` (the isolation is being rewritten)."""
+    return option in open(os.path.join(source, "autograder", "grader", "run.py")).read()
+
+
+def worker_uids(result):
+    """Every uid this grading ran workers as: extra_data.isolation.worker_uids ({stem: uid}) and the
+    retired ones, or the older extra_data.worker_uid."""
+    extra = result["extra_data"]
+    iso = extra.get("isolation") if isinstance(extra.get("isolation"), dict) else {}
+    if isinstance(iso.get("worker_uids"), dict):
+        uids = set(iso["worker_uids"].values())
+        for line in iso.get("uids_retired", []):
+            found = re.search(r"uid (\d+)", str(line))
+            if found:
+                uids.add(int(found.group(1)))
+    else:
+        uids = {extra.get("worker_uid")}
     base = config_mod.load()["grading"]["worker_uid_base"]
-    assert uid is not None and uid >= base, "the worker did not run as a user of its own"
-    return client.processes_of(uid)
+    assert uids and all(isinstance(u, int) and u >= base for u in uids), \
+        f"the workers did not run as users of their own: {uids}"
+    return uids
+
+
+def live_tasks(uids):
+    """[(pid, tid, state)] of every task (thread) of ``uids`` that is not dead, from /proc/*/task/*:
+    a thread-group leader that exited while other threads run is found through those threads."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            except (OSError, ValueError):
+                continue
+            state = (fields.get("State", "").split() or ["?"])[0]
+            if int(fields.get("Uid", "-1").split()[0]) in uids and state not in ("Z", "X"):
+                found.append((int(pid), int(tid), state))
+    return found
 
 
 def scores(result, stem):
     return {t["name"] + "#" + t["number"]: t["score"] for t in result["tests"] if t["tags"][0] == stem}
 
 
-@pytest.mark.parametrize("name", ATTACKS)
-def test_attack_fails(name, source, lookup, tmp_path):
-    spec = load(name)
+def instructor_report(result):
+    report = [t for t in result["tests"] if t["name"] == REPORT]
+    assert len(report) == 1 and report[0]["visibility"] == "hidden" and report[0]["max_score"] == 0
+    return report[0]["output"]
+
+
+@pytest.fixture(scope="module")
+def world_data(source):
+    """A world-readable copy of the grader's Fashion-MNIST (as the Debian package installs it)."""
+    folder = tempfile.mkdtemp(prefix="nnag-redteam-data-")
+    os.chmod(folder, 0o755)
+    for f in os.listdir(os.path.join(source, "data")):
+        if f.endswith(".gz"):
+            shutil.copy(os.path.join(source, "data", f), os.path.join(folder, f))
+            os.chmod(os.path.join(folder, f), 0o644)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_deep(path):
+    """Remove a scratch folder an attack left (any depth: rm, not the recursive shutil.rmtree)."""
+    real = os.path.realpath(path)
+    if real.startswith(os.path.join(tempfile.gettempdir(), "nnag-")) and os.path.lexists(real):
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", real], capture_output=True, timeout=600)
+
+
+def attack(name, spec, source, lookup, tmp_path, world_data, env=None):
+    """Grade the attack; checks what must hold in any setting; returns (result, log, subst, others)."""
     os.chmod(tmp_path, 0o755)
     canary = pathlib.Path(tempfile.mkdtemp(prefix="nnag-redteam-", dir="/dev/shm"))   # writable by the worker
     os.chmod(canary, 0o1777)
     (canary / "log").touch()
     os.chmod(canary / "log", 0o666)
+    outside = pathlib.Path(tempfile.mkdtemp(prefix="nnag-redteam-outside-", dir="/dev/shm"))   # root's
+    os.chmod(outside, 0o755)
+    (outside / "keep").write_text("keep\n")
     listener = Listener(canary) if spec.get("listener") else None
     root = tmp_path / "ag"
     subst = {"__CANARY__": str(canary), "__RESULTS__": str(root / "results" / "results.json"),
              "__ROOT__": str(root), "__REPO__": ROOT, "__PORT__": str(listener.port if listener else 9),
              "__UNIX__": listener.unix_path if listener else "/nonexistent",
-             "__LOOKUP__": repr(lookup) if spec.get("lookup") else "{}"}
+             "__LOOKUP__": repr(lookup) if spec.get("lookup") else "{}",
+             "__DATA__": world_data if spec.get("data_copy") else "/usr/share/datasets/fashion-mnist",
+             "__OUTSIDE__": str(outside)}
     build_submission(name, spec, root / "submission", subst)
     (root / "submission_metadata.json").write_text(json.dumps({"users": [{"email": SECRET}]}))
     others = [f for f in GRADED if f != spec["file"]]
+    args = ["--skip-training", ",".join(others)]
+    if grader_has(source, "--also-writable"):
+        args += ["--also-writable", str(canary)]
+    if spec.get("data_copy"):
+        args += ["--data-dir", world_data]
+    scratches = []
     try:
-        result, stdout, _ = run_autograder(source, root, "--skip-training", ",".join(others))
+        result, stdout, _, size = run_autograder(source, root, *args, env=env)
         written = (root / "results" / "results.json").read_bytes()
         time.sleep(3 if spec.get("daemon") else 0.5)       # a surviving daemon would act now
-        log_before = (canary / "log").read_text()
+        log_before = (canary / "log").read_text(errors="replace")
         time.sleep(1)
         assert (root / "results" / "results.json").read_bytes() == written, "results.json changed after the grader"
-        assert (canary / "log").read_text() == log_before, "a process of the attack is still running"
-        assert worker_processes(result) == [], "processes of the worker user are left"
+        assert (canary / "log").read_text(errors="replace") == log_before, "a process of the attack is still running"
+        left = live_tasks(worker_uids(result))
+        assert left == [], f"tasks of the worker users are left (pid, tid, state): {left}"
+        scratches = re.findall(r"^scratch: (\S+)$", log_before, re.M)
+        if spec.get("scratch_gone"):
+            assert scratches, "the attack did not log its scratch folder"
+            kept = [p for p in scratches if os.path.lexists(p)]
+            assert kept == [], f"the grader's cleanup left the attack's folders: {kept}"
+        if spec.get("outside"):
+            assert (outside / "keep").read_text() == "keep\n", "a file outside the scratch folders was removed"
+            assert os.path.isfile(os.path.join(source, "autograder", "grader", "run.py")), "the source was removed"
     finally:
         if listener:
             listener.close()
-        log = (canary / "log").read_text()
+        log = (canary / "log").read_text(errors="replace")
         shutil.rmtree(canary, ignore_errors=True)
+        shutil.rmtree(outside, ignore_errors=True)
+        for p in scratches:
+            remove_deep(p)
     if listener:
         assert listener.connections == [], listener.connections
+    limit = spec.get("results_max_bytes", 1_000_000)
+    assert size <= limit, f"results.json is {size} bytes, more than {limit}"
+    assert result["tests"] and result["extra_data"].get("partial") is False, \
+        f"results.json is not the final one: {result['output'][:500]!r}"
+    for line in spec.get("canary", []):
+        assert line in log, f"the attack did not run as written: {line!r} not in {log[:3000]!r}"
+    return result, log, stdout, subst, others
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_attack_fails(name, source, lookup, world_data, tmp_path):
+    spec = load(name)
+    result, log, stdout, subst, others = attack(name, spec, source, lookup, tmp_path, world_data)
 
     # the attacked file: zero, or what its honest twin earns
     got = scores(result, spec["file"])
@@ -234,7 +350,8 @@ def test_attack_fails(name, source, lookup, tmp_path):
     else:
         twin_root = tmp_path / "twin"
         build_submission(name, spec, twin_root / "submission", subst, honest=True)
-        twin, _, _ = run_autograder(source, twin_root, "--files", spec["file"])
+        twin_args = ["--data-dir", world_data] if spec.get("data_copy") else []
+        twin = run_autograder(source, twin_root, "--files", spec["file"], *twin_args)[0]
         assert got == scores(twin, spec["file"])
     # the other files: full marks on their fast tests
     for stem in others:
@@ -242,18 +359,17 @@ def test_attack_fails(name, source, lookup, tmp_path):
         assert lost == [], f"{stem} lost points: {lost}"
 
     # the instructor's report names the attack; students do not see it
-    report = [t for t in result["tests"] if t["name"] == REPORT]
-    assert len(report) == 1 and report[0]["visibility"] == "hidden" and report[0]["max_score"] == 0
+    report = instructor_report(result)
     for pattern in spec["report"]:
-        assert re.search(pattern, report[0]["output"], re.I), (pattern, report[0]["output"])
+        assert re.search(pattern, report, re.I), (pattern, report)
+    for pattern in spec.get("report_absent", []):
+        assert not re.search(pattern, report), (f"the report holds {pattern!r}", report[:3000])
     assert result["stdout_visibility"] == "hidden"
     student_text = result["output"] + "".join(t["output"] for t in result["tests"] if t["visibility"] != "hidden")
     assert "refused:" not in student_text and "resource limit:" not in student_text
 
-    for line in spec.get("canary", []):
-        assert line in log, f"the attack did not run as written: {line!r} not in {log!r}"
     for line in spec.get("canary_absent", []):
-        assert line not in log, f"the attack succeeded: {line!r} in {log!r}"
+        assert line not in log, f"the attack succeeded: {line!r} in {log[:3000]!r}"
     if spec.get("secret_check"):
         hidden_first = open(os.path.join(source, "autograder", "tests", "hidden",
                                          "test_numpy_ann_hidden.py")).readline().strip()
@@ -261,12 +377,43 @@ def test_attack_fails(name, source, lookup, tmp_path):
         assert SECRET not in everything and hidden_first not in everything
 
 
+KERNEL_ONLY = [a for a in ATTACKS if load(a).get("kernel_only")]
+
+
+@pytest.mark.parametrize("name", KERNEL_ONLY)
+def test_attack_without_landlock(name, source, lookup, world_data, tmp_path):
+    """The attacks only Landlock can stop, graded with NNAG_LANDLOCK=off (the kernel layer missing).
+
+    What it proves: such a run is never silently passed as confined.  results.json stays valid and
+    final, the other files keep full marks, no task of the workers' uids is left, and
+    extra_data.isolation.landlock says "off..." for every file, so the staff can see that this
+    grading ran without the kernel's file rules.  Whether the attack then gets through (its
+    ``canary_absent`` line in the log) is printed, not asserted: with the kernel layer off the
+    other layers (audit hook, file permissions) may or may not stop it; what must not happen is a
+    run that lets it through and claims Landlock was on.  It does not prove that Landlock stops
+    the attack: test_attack_fails does, with Landlock on."""
+    spec = load(name)
+    if not grader_has(source, "--also-writable"):
+        pytest.skip("this grader has no Landlock yet (no --also-writable option)")
+    result, log, _, _, others = attack(name, spec, source, lookup, tmp_path, world_data,
+                                       env={"NNAG_LANDLOCK": "off"})
+    landlock = result["extra_data"]["isolation"]["landlock"]
+    states = list(landlock.values()) if isinstance(landlock, dict) else [landlock]
+    assert states and all(isinstance(v, str) and v.startswith("off") for v in states), landlock
+    got_through = any(line in log for line in spec.get("canary_absent", []))
+    for stem in others:
+        lost = [t["name"] for t in result["tests"] if t["tags"][0] == stem and t["score"] != t["max_score"]]
+        assert lost == [], f"{stem} lost points: {lost}"
+    print(f"{name} with Landlock off: {'GOT THROUGH' if got_through else 'held by the other layers'}; "
+          f"extra_data.isolation.landlock = {landlock!r}")
+
+
 def test_reference_has_nothing_to_report(source, tmp_path):
     """No false alarms: the reference's instructor report is empty (its training skipped)."""
     os.chmod(tmp_path, 0o755)
     root = tmp_path / "ag"
     build_submission("reference", {"file": "numpy_ann", "base": "solution"}, root / "submission", {})
-    result, _, _ = run_autograder(source, root, "--skip-training", ",".join(GRADED))
+    result = run_autograder(source, root, "--skip-training", ",".join(GRADED))[0]
     report = [t for t in result["tests"] if t["name"] == REPORT][0]
     assert report["output"] == "Nothing to report." and report["status"] == "passed", report["output"]
     assert all(t["score"] == t["max_score"] for t in result["tests"])
