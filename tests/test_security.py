@@ -141,7 +141,7 @@ class Listener:
 def load(name):
     with open(os.path.join(SECURITY, name, "attack.toml"), "rb") as fh:
         spec = tomllib.load(fh)
-    assert spec["file"] in GRADED and spec["expect"] in ("zero", "twin") and spec.get("report"), name
+    assert spec["file"] in GRADED and spec["expect"] in ("zero", "twin") and isinstance(spec.get("report"), list), name
     return spec
 
 
@@ -322,6 +322,7 @@ def attack(name, spec, source, lookup, tmp_path, world_data, env=None):
         if listener:
             listener.close()
         log = (canary / "log").read_text(errors="replace")
+        (tmp_path / "canary.log").write_text(log)          # kept with the test's folder, for a look
         shutil.rmtree(canary, ignore_errors=True)
         shutil.rmtree(outside, ignore_errors=True)
         for p in scratches:
@@ -360,6 +361,7 @@ def test_attack_fails(name, source, lookup, world_data, tmp_path):
 
     # the instructor's report names the attack; students do not see it
     report = instructor_report(result)
+    (tmp_path / "report.txt").write_text(report)
     for pattern in spec["report"]:
         assert re.search(pattern, report, re.I), (pattern, report)
     for pattern in spec.get("report_absent", []):
