@@ -13,6 +13,7 @@ The interface the grader uses (keep these names and signatures):
   build_model() -> nn.Module        a fresh, untrained FashionNet
   predict(model, X) -> labels       X float32 (N, 1, 28, 28) in [0, 1]
   count_parameters(model) -> int
+No function changes the tensors it is given: work on copies where you need to.
 
 Run ``python fashionmnist.py`` to train, save the four files and print the
 test accuracy against the threshold (0.80).

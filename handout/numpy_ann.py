@@ -3,6 +3,7 @@
 Inputs everywhere in this file:
   X       float64 array (N, input_size), pixels scaled to [0, 1]
   y_true  float64 one-hot array (N, output_size)
+No method changes the arrays it is given: work on copies where you need to.
 
 Run ``python numpy_ann.py`` to run the doctests, train, and print the test
 accuracy against the assignment's threshold (0.77).

@@ -3,6 +3,7 @@
 Inputs everywhere in this file:
   X  float32 tensor (N, 1, 28, 28), pixels scaled to [0, 1]
   y  float32 one-hot tensor (N, num_classes)
+No method changes the tensors it is given: work on copies where you need to.
 
 Run ``python pytorch_cnn.py`` to run the doctests, train, plot, and print the
 test accuracy against the assignment's threshold (0.85).

@@ -207,3 +207,37 @@ def check_plot_and_judgement(student_file, net, metrics, png_name):
     judgement = net.call("report_my_judgement")
     if judgement not in JUDGEMENTS:
         fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")
+
+
+def check_prediction_mode(model, predict, X, what, n, attr=None):
+    """The student's prediction must switch to evaluation mode itself, run without gradients,
+    and give the labels of the network in evaluation mode.
+
+    ``model`` is a session Handle of the network (``attr`` names its submodule, e.g. "model");
+    ``predict(X)`` runs the student's prediction on the encoded input ``X`` of ``n`` images and
+    returns its raw answer.  The model is left in training mode before each of two calls; every
+    layer that runs must be in evaluation mode with gradients off, and both calls must give the
+    labels that the network itself gives in evaluation mode.  The grader never sets the mode for
+    the student before these calls.  Returns the labels.
+    """
+    model.set_mode(True, attr=attr)
+    model.probe(attr)
+    first = as_labels(predict(X), what, n)
+    log = model.probe_log()
+    model.set_mode(True, attr=attr)
+    second = as_labels(predict(X), what, n)
+    if log["training"]:
+        fail(f"{what} ran {', '.join(log['training'])} in training mode: the model was in training mode when "
+             f"{what} was called, and {what} must switch to evaluation mode itself (model.eval()), so that "
+             "dropout is off and BatchNorm uses its running statistics")
+    if log["grad"]:
+        fail(f"{what} ran {', '.join(log['grad'])} with gradients enabled; run the forward pass inside "
+             "`with torch.no_grad():`")
+    if not np.array_equal(first, second):
+        fail(f"{what} gave different labels for the same images on two calls "
+             f"({int(np.sum(first != second))} of {n} differ); predictions must not depend on chance")
+    expected = as_labels(model.eval_labels(X, attr), "the network in evaluation mode", n)
+    if not np.array_equal(first, expected):
+        fail(f"{what} differs from the network's own evaluation-mode labels on {int(np.sum(first != expected))} "
+             f"of {n} images; predict the argmax of the model's logits")
+    return first

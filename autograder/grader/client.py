@@ -100,6 +100,7 @@ class Worker:
         self.confinement = None          # the setup answer: the layers the worker reports active
         self.leftover = []               # pids of the worker's uid that survived the last kill
         self.next_id = 0
+        self.changed = []          # array arguments the last call changed in place (worker-reported)
         self.output = collections.deque()
         self.output_size = 0
         self.output_dropped = 0
@@ -282,6 +283,9 @@ class Worker:
                 raise WorkerFailure(f"the worker's answer did not belong to this request (request id "
                                     f"{self.next_id}, answer id {str(payload.get('id'))[:40]}); its process was "
                                     "stopped. Do not write to the grader's channels.")
+            changed = payload.get("changed")
+            self.changed = ([str(name)[:60] for name in changed[:10]] if isinstance(changed, list)
+                            else ["(an unreadable list)"] if changed is not None else [])
             if payload["ok"]:
                 return payload.get("value")
             raise StudentError(payload.get("error") or {})

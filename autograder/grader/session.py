@@ -61,9 +61,11 @@ class Handle:
     def ref(self):
         return {protocol.REF: self.handle}
 
-    def call(self, method, *args, timeout=None, keep=False, **kwargs):
+    def call(self, method, *args, timeout=None, keep=False, may_change=(), **kwargs):
+        """Call ``method`` in the worker.  The call fails when it changed an array or tensor
+        argument in place, unless that argument is named in ``may_change``."""
         value = self.file.request("call", timeout, what=f"{self.label}.{method}", target=self.handle,
-                                  method=method, args=list(args), kwargs=kwargs, keep=keep)
+                                  method=method, args=list(args), kwargs=kwargs, keep=keep, may_change=may_change)
         return Handle(self.file, value["handle"], f"{self.label}.{method}()") if keep else value
 
     def get(self, name, timeout=None):
@@ -89,6 +91,33 @@ class Handle:
 
     def load_weights(self, path, timeout=None):
         return self.file.request("load_weights", timeout, what=f"loading {path}", target=self.handle, path=path)
+
+    def probe(self, attr=None):
+        """From now until probe_log(): note every submodule that runs forward() in training
+        mode or with gradients enabled."""
+        return self.file.request("probe", None, what="probe", target=self.handle, attr=attr)
+
+    def probe_log(self):
+        """{"calls": n, "training": [submodule (type)...], "grad": [...]} since probe(); stops probing."""
+        log = self.file.request("probe_log", None, what="probe", target=self.handle)
+        if not (isinstance(log, dict) and isinstance(log.get("calls"), int)
+                and all(isinstance(log.get(k), list) for k in ("training", "grad"))):
+            raise GradeFailure(f"{self.label}: the grader could not read back which layers ran; is torch.nn.Module "
+                               "patched?")
+        return log
+
+    def eval_labels(self, X, attr=None):
+        """The labels the module itself gives for ``X`` in evaluation mode, without gradients."""
+        return self.file.request("eval_labels", None, what=f"{self.label}.{attr or 'forward'} in evaluation mode",
+                                 target=self.handle, attr=attr, X=X)
+
+    def freeze_alternate(self, attr=None):
+        """Set requires_grad=False on every other parameter tensor (grader-side); their names."""
+        names = self.file.request("freeze_alternate", None, what=f"{self.label}: freezing parameters",
+                                  target=self.handle, attr=attr)
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise GradeFailure(f"{self.label}: the grader could not read back the parameters it froze")
+        return [n[:80] for n in names]
 
     def spy(self, method):
         return self.file.request("spy", None, what="spy", target=self.handle, method=method)
@@ -168,12 +197,19 @@ class StudentFile:
     def broken_message(self, text):
         return text + f"\nEvery test of {self.filename} fails with this message."
 
-    def request(self, op, timeout, what="", **fields):
+    def request(self, op, timeout, what="", may_change=(), **fields):
         self._ensure()
         limit = timeout or self.session.config["time_limits"]["call"]
         self.session.check_time(limit)
         try:
-            return self.worker.request(op, limit, **fields)
+            value = self.worker.request(op, limit, **fields)
+            changed = [name for name in self.worker.changed if name not in may_change]
+            if changed:
+                raise GradeFailure(
+                    f"{what} changed its argument{'s' if len(changed) > 1 else ''} {', '.join(changed)} in place. "
+                    f"{self.filename}'s functions must leave the arrays and tensors they are given unchanged: "
+                    "work on a copy (x.copy() in numpy, x.clone() in PyTorch) or build new arrays.")
+            return value
         except client.StudentError as exc:
             self._note_error(exc, what)
             message = f"{what} raised {exc}"
@@ -198,9 +234,9 @@ class StudentFile:
         value = self.request("new", timeout, what=f"{cls}(...)", cls=cls, args=list(args), kwargs=kwargs)
         return Handle(self, value["handle"], cls)
 
-    def call(self, function, *args, timeout=None, keep=False, **kwargs):
+    def call(self, function, *args, timeout=None, keep=False, may_change=(), **kwargs):
         value = self.request("call", timeout, what=function, target="module", method=function,
-                             args=list(args), kwargs=kwargs, keep=keep)
+                             args=list(args), kwargs=kwargs, keep=keep, may_change=may_change)
         return Handle(self, value["handle"], f"{function}()") if keep else value
 
     def seed(self, seed):

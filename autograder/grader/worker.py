@@ -45,6 +45,23 @@ def read_setup(stream):
         raise ValueError("the setup request carries no arrays")
     return header["body"]
 
+def fingerprint(value):
+    """A cheap digest of an array or tensor argument (None for anything else), to tell
+    whether a call changed it in place."""
+    import hashlib
+    try:
+        if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        elif not isinstance(value, np.ndarray):
+            return None
+        if value.dtype == object:
+            return None
+        data = np.ascontiguousarray(value)
+        return data.shape, str(data.dtype), hashlib.blake2b(data.view(np.uint8), digest_size=16).digest()
+    except Exception:  # noqa: BLE001 - a tensor numpy cannot hold (sparse, meta, bfloat16): not checked
+        return None
+
+
 LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features",
                "out_features", "p", "num_features", "eps", "momentum", "bias")
 
@@ -59,6 +76,8 @@ class Worker:
         self.guard = None
         self.sentinels = {}
         self.baseline = None
+        self.probes = {}
+        self.changed = []
 
     def report(self, text):
         if self.guard is not None:
@@ -244,10 +263,78 @@ class Worker:
 
     def op_call(self, request):
         fn = getattr(self.target(request), request["method"])
-        result = fn(*self.decode_arg(request.get("args", [])), **self.decode_arg(request.get("kwargs", {})))
+        args, kwargs = self.decode_arg(request.get("args", [])), self.decode_arg(request.get("kwargs", {}))
+        named = self.argument_names(fn, args, kwargs)
+        before = {name: fingerprint(value) for name, value in named}
+        result = fn(*args, **kwargs)
+        # the stubs promise to leave their array arguments alone: say which ones changed
+        self.changed = [name for name, value in named if before[name] is not None and fingerprint(value) != before[name]]
         if request.get("keep"):
             return {"handle": self.store(result)}
         return self.to_plain(result)
+
+    @staticmethod
+    def argument_names(fn, args, kwargs):
+        """(parameter name, value) for each argument of the call, by the function's signature."""
+        import inspect
+        try:
+            bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+            return [(str(k), v) for k, v in bound.items()]
+        except (TypeError, ValueError):
+            return [(f"argument {i + 1}", v) for i, v in enumerate(args)] + [(str(k), v) for k, v in kwargs.items()]
+
+    def op_probe(self, request):
+        """Record, for every forward() of the module and its submodules, whether it ran in
+        training mode and with gradients enabled, until probe_log."""
+        import torch
+        module = self._module_of(request)
+        seen = self.probes[request.get("target")] = {"calls": 0, "training": {}, "grad": {}, "hooks": []}
+
+        def record(name):
+            def hook(mod, inputs):
+                seen["calls"] += 1
+                if mod.training:
+                    seen["training"].setdefault(name, type(mod).__name__)
+                if torch.is_grad_enabled():
+                    seen["grad"].setdefault(name, type(mod).__name__)
+            return hook
+        for name, sub in module.named_modules():
+            seen["hooks"].append(sub.register_forward_pre_hook(record(name or "(the model)")))
+        return None
+
+    def op_probe_log(self, request):
+        seen = self.probes.pop(request.get("target"), None)
+        if seen is None:
+            return None
+        for hook in seen["hooks"]:
+            hook.remove()
+        return {"calls": seen["calls"],
+                "training": [f"{name} ({kind})" for name, kind in list(seen["training"].items())[:8]],
+                "grad": [f"{name} ({kind})" for name, kind in list(seen["grad"].items())[:8]]}
+
+    def op_eval_labels(self, request):
+        """The grader's own prediction: argmax of the module's output in evaluation mode, without
+        gradients; the module's mode is put back afterwards."""
+        import torch
+        module = self._module_of(request)
+        modes = [(m, m.training) for m in module.modules()]
+        try:
+            torch.nn.Module.train(module, False)
+            with torch.no_grad():
+                return module(self.decode_arg(request["X"])).argmax(dim=1).cpu().numpy().astype(np.int64)
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    def op_freeze_alternate(self, request):
+        """requires_grad = False on every other parameter tensor of the module (the first, the
+        third...), a grader-side change; returns their names."""
+        frozen = []
+        for i, (name, param) in enumerate(self._module_of(request).named_parameters()):
+            if i % 2 == 0:
+                param.requires_grad_(False)
+                frozen.append(name)
+        return frozen
 
     def op_getattr(self, request):
         return self.to_plain(getattr(self.target(request), request["name"]))
@@ -328,10 +415,13 @@ class Worker:
             op = None
         if op is None:
             return {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {request.get('op')}"}}
+        self.changed = []
         try:
             reply = {"ok": True, "value": op(request)}
         except BaseException as exc:  # noqa: BLE001 - report every student failure as data
             reply = {"ok": False, "error": self.describe_error(exc)}
+        if self.changed:
+            reply["changed"] = self.changed
         reply["id"] = request.get("id")            # the grader matches every answer to its request
         try:
             self.check_sentinels()

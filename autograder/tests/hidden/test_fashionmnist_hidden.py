@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import as_labels, check_png, check_threshold, fail
+from grader.checks import GradeFailure, as_labels, check_png, check_prediction_mode, check_threshold, fail
 from grader.plugin import instructor_note, leaderboard, note
-from grader.session import data
+from grader.session import data, tensor
 
 WEIGHTS = "fmnist.pth"
 
@@ -49,6 +49,53 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config):
     note(check_threshold(acc, config["thresholds"]["fashionmnist"], "fashionmnist", config,
                          f"{WEIGHTS} evaluated by the grader on {m} test images, each with random noise of "
                          "at most 3 grey levels per pixel"))
+
+
+def test_predict_switches_to_evaluation_mode_without_gradients(fashionmnist, fmnist_data):
+    """fashionmnist.predict switches the model to evaluation mode itself and runs without gradients"""
+    _, _, X_test, _ = fmnist_data
+    model = fashionmnist.call("build_model", keep=True)
+    if fashionmnist.path(WEIGHTS) is not None:
+        try:
+            model.load_weights(WEIGHTS)         # trained weights make the labels tell more apart
+        except GradeFailure:
+            pass                                # graded in test_accuracy_threshold; a fresh model will do here
+    x = data(X_test[:100], "float32", 1 / 255, (100, 1, 28, 28), torch=True)
+    check_prediction_mode(model, lambda images: fashionmnist.call("predict", model.ref(), images), x,
+                          "predict(model, X)", 100)
+
+
+def test_train_model_returns_one_loss_per_step(fashionmnist):
+    """fashionmnist.train_model trains in place and returns one training loss per optimiser step"""
+    rng = np.random.default_rng(22)
+    X = rng.random((48, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 48)
+    model = fashionmnist.call("build_model", keep=True)
+    before = model.state_dict()
+    losses = fashionmnist.call("train_model", model.ref(), tensor(X), tensor(y), epochs=2, batch_size=16)
+    if not (isinstance(losses, list) and len(losses) == 6
+            and all(isinstance(v, (int, float)) and np.isfinite(v) for v in losses)):
+        fail(f"train_model(48 images, epochs=2, batch_size=16) returned {str(losses)[:120]}; expected a list of "
+             "6 finite floats, one training loss per optimiser step (3 batches x 2 epochs)")
+    after = model.state_dict()
+    if all(np.allclose(np.asarray(after[k]), np.asarray(before[k])) for k in before):
+        fail("train_model did not change the model's weights; it trains the model in place")
+
+
+def test_example_images_are_saved(fashionmnist):
+    """fashionmnist.save_example_images writes the misclassified and the correct example as PNGs"""
+    rng = np.random.default_rng(23)
+    X = rng.random((60, 1, 28, 28)).astype(np.float32)
+    model = fashionmnist.call("build_model", keep=True)
+    predicted = as_labels(fashionmnist.call("predict", model.ref(), tensor(X)), "predict(model, X)", 60)
+    y = predicted.copy()
+    y[::2] = (y[::2] + 1) % 10                              # half right, half wrong
+    names = ("fmnist_misclassified.png", "fmnist_correct.png")
+    for name in names:
+        fashionmnist.fresh_path(name)
+    fashionmnist.call("save_example_images", model.ref(), tensor(X), tensor(y.astype(np.int64)))
+    for name in names:
+        check_png(fashionmnist.path(name), name)
 
 
 @pytest.mark.parametrize("name", ["fmnist_training_loss.png", "fmnist_misclassified.png", "fmnist_correct.png"])

@@ -125,6 +125,23 @@ def test_train_partial_batches_and_seed(numpy_ann):
                  hint="training must be deterministic for a given random_seed")
 
 
+def test_predict_leaves_stored_activations_alone(numpy_ann):
+    """NumpyANN.predict gives the probabilities and leaves the stored activations and the weights alone"""
+    rng = np.random.default_rng(12)
+    ann = numpy_ann.new("NumpyANN", 6, 5, 4, 0.1, random_seed=3)
+    ann.set("b1", rng.normal(0, 0.1, (1, 5)))
+    X, X2 = rng.random((7, 6)), rng.random((9, 6))
+    ann.call("_forward", X)
+    stored = {name: as_array(ann.get(name), f"self.{name} after _forward") for name in ("z1", "a1", "z2", "a2")}
+    params = params_of(ann)
+    assert_close(ann.call("predict", X2), refmath.ann_forward(params, X2)[3], "predict", describe_input("X", X2))
+    for name, value in stored.items():
+        assert_close(ann.get(name), value, f"self.{name} after predict", describe_input("X", X2),
+                     "predict must not store activations: use self._forward(X, training=False)")
+    for name, value in params.items():
+        assert_close(ann.get(name), value, f"self.{name} after predict", hint="predict must not train")
+
+
 @pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import as_array, as_labels, assert_close, check_metrics, check_threshold, fail
+from grader.checks import (as_array, as_labels, assert_close, check_metrics, check_prediction_mode,
+                           check_threshold, fail)
 from grader.plugin import note
 from grader.session import data, onehot, tensor
 
@@ -36,6 +37,37 @@ def test_predict_keeps_weights_and_seed_is_deterministic(pytorch_ann):
     as_labels(a.call("predict", tensor(X)), "predict", 9)
     for k, v in a.state_dict("model").items():
         assert_close(v, sa[k], f"self.model[{k}] after predict", hint="predict must not train")
+
+
+def test_predict_switches_to_evaluation_mode_without_gradients(pytorch_ann):
+    """PyTorchANN.predict switches to evaluation mode itself and runs without gradients"""
+    X = np.random.default_rng(6).random((12, 5)).astype(np.float32)
+    net = pytorch_ann.new("PyTorchANN", 5, 4, 3, random_seed=6)
+    labels = check_prediction_mode(net, lambda x: net.call("predict", x), tensor(X), "predict", 12, attr="model")
+    state = {k: np.asarray(v, dtype=np.float64) for k, v in net.state_dict("model").items()}
+    expected = refmath.linear_relu_linear_logits(state, X.astype(np.float64)).argmax(axis=1)
+    if not np.array_equal(labels, expected):
+        fail(f"predict's labels differ from the network's on {int(np.sum(labels != expected))} of 12 inputs")
+
+
+def test_accuracy_takes_one_hot_or_labels(pytorch_ann):
+    """PyTorchANN.accuracy: the fraction of correct predictions, for one-hot y and for labels y"""
+    rng = np.random.default_rng(13)
+    X = rng.random((20, 5)).astype(np.float32)
+    net = pytorch_ann.new("PyTorchANN", 5, 6, 3, random_seed=13)
+    state = {k: np.asarray(v, dtype=np.float64) for k, v in net.state_dict("model").items()}
+    y = refmath.linear_relu_linear_logits(state, X.astype(np.float64)).argmax(axis=1)
+    y[:8] = (y[:8] + 1) % 3                                 # 12 of 20 right: 0.6
+    check_accuracy_forms(net, tensor(X), y, 3, 0.6)
+
+
+def check_accuracy_forms(net, X, y, classes, expected):
+    for form, labels in (("one-hot y (N, C)", onehot(y, classes, "float32", torch=True)),
+                         ("labels y (N,)", tensor(y.astype(np.int64)))):
+        got = net.call("accuracy", X, labels)
+        if not isinstance(got, (int, float)) or abs(float(got) - expected) > 1e-6:
+            fail(f"accuracy(X, {form}) returned {got!r}; {round(expected * 20)} of 20 predictions are right, so "
+                 f"{expected:g}. The docstring allows y one-hot (N, C) or labels (N,).")
 
 
 def test_validation_metrics_come_from_the_validation_data(pytorch_ann):

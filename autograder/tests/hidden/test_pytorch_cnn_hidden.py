@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import as_array, as_labels, assert_close, check_metrics, check_threshold, fail
+from grader.checks import (as_array, as_labels, assert_close, check_metrics, check_prediction_mode,
+                           check_threshold, fail)
 from grader.plugin import note
 from grader.session import data, onehot, tensor
 
@@ -28,24 +29,45 @@ def test_optimizer_is_adam_with_the_given_rate(pytorch_cnn):
              "lr=learning_rate moves each weight by about lr")
 
 
+def test_forward_logits_and_accuracy(pytorch_cnn, fmnist_data):
+    """PyTorchCNN.forward gives the network's logits; accuracy takes one-hot y and labels y"""
+    X_train, _, _, _ = fmnist_data
+    images_u8 = X_train[:20]
+    net = pytorch_cnn.new("PyTorchCNN", random_seed=4)
+    x = data(images_u8, "float32", 1 / 255, (20, 1, 28, 28), torch=True)
+    net.set_mode(False, attr="model")      # the grader's choice: forward's contract says nothing of the mode
+    state = net.state_dict("model")
+    try:
+        logits = refmath.cnn_logits(state, images_u8)
+    except ValueError as exc:
+        fail(f"PyTorchCNN: {exc}")
+    assert_close(net.call("forward", x), logits, "forward", "20 Fashion-MNIST images, evaluation mode",
+                 "forward returns the logits of self.model (no softmax)", rtol=1e-3, atol=1e-4)
+    y = logits.argmax(axis=1)
+    y[:5] = (y[:5] + 1) % 10                                # 15 of 20 right: 0.75
+    for form, labels in (("one-hot y (N, C)", onehot(y, 10, "float32", torch=True)),
+                         ("labels y (N,)", tensor(y.astype(np.int64)))):
+        got = net.call("accuracy", x, labels)
+        if not isinstance(got, (int, float)) or abs(float(got) - 0.75) > 1e-6:
+            fail(f"accuracy(X, {form}) returned {got!r}; 15 of 20 predictions are right, so 0.75. "
+                 "The docstring allows y one-hot (N, C) or labels (N,).")
+
+
 def test_predict_uses_evaluation_mode(pytorch_cnn, fmnist_data):
-    """PyTorchCNN.predict: evaluation mode (no dropout, BatchNorm statistics unchanged), labels match the weights"""
+    """PyTorchCNN.predict: evaluation mode (no dropout, BatchNorm statistics unchanged), no gradients, labels match the weights"""
     X_train, y_train, _, _ = fmnist_data
     net = pytorch_cnn.new("PyTorchCNN")
     x = data(X_train[:64], "float32", 1 / 255, (64, 1, 28, 28), torch=True)
     net.call("train", x, onehot(y_train[:64], 10, "float32", torch=True), x, onehot(y_train[:64], 10, "float32",
              torch=True), epochs=2, learning_rate=0.001)
     state = net.state_dict("model")
-    net.set_mode(True, attr="model")   # predict itself must switch to evaluation mode
-    first = as_labels(net.call("predict", x), "predict", 64)
-    second = as_labels(net.call("predict", x), "predict", 64)
+    # left in training mode on purpose: predict itself must switch to evaluation mode
+    first = check_prediction_mode(net, lambda images: net.call("predict", images), x, "predict", 64, attr="model")
     after = net.state_dict("model")
     for k in state:
         if k.endswith(("running_mean", "running_var")):
             assert_close(after[k], state[k], f"BatchNorm {k} after predict",
                          hint="call self.model.eval() in predict so BatchNorm does not update its statistics")
-    if not np.array_equal(first, second):
-        fail("predict gave different labels for the same images twice; dropout is active (use self.model.eval())")
     try:
         expected = refmath.cnn_predict(state, X_train[:64])
     except ValueError as exc:

@@ -17,12 +17,19 @@ def test_model_predicts_labels(fashionmnist):
 
 
 def test_count_parameters(fashionmnist):
-    """fashionmnist.count_parameters counts the trainable parameters"""
+    """fashionmnist.count_parameters counts the trainable parameters, and only those"""
     model = fashionmnist.call("build_model", keep=True)
     got = fashionmnist.call("count_parameters", model.ref())
     expected = model.param_count()
     if got != expected:
         fail(f"count_parameters(build_model()) returned {got!r}; the model has {expected:,} trainable parameters")
+    frozen = model.freeze_alternate()
+    expected = model.param_count()
+    got = fashionmnist.call("count_parameters", model.ref())
+    if got != expected:
+        fail(f"count_parameters returned {got!r} for build_model() with {len(frozen)} of its parameter tensors frozen "
+             f"(requires_grad=False: {', '.join(frozen[:3])}{', ...' if len(frozen) > 3 else ''}); it has "
+             f"{expected:,} trainable parameters. Count only the parameters with requires_grad.")
 
 
 def test_weights_file_loads_safely(fashionmnist, config):
