@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench bench-batch mutants alternatives flaky grade-all compare gradescope-sim test-gradescope \
+        check-reference bench bench-batch mutants contract alternatives flaky grade-all compare gradescope-sim test-gradescope \
         test clean
 
 all: setup check-handout doctest zips check-reference
@@ -93,6 +93,10 @@ compare: $(STAMP)
 # Seeded bugs: every one must lose points, half of them in the public tests.
 mutants: setup
 	$(PY) tools/variants.py mutants
+
+# The contract table (autograder/contract.toml): check it against the stubs, tests and mutants; print it.
+contract: $(STAMP)
+	$(PY) tools/contract.py --check && $(PY) tools/contract.py
 
 # Alternative correct solutions: every one must get full marks.
 alternatives: setup

@@ -27,18 +27,19 @@ class PyTorchCNN(nn.Module):
     """Four conv blocks, then a two-layer classifier, in ``self.model``."""
 
     def __init__(self, num_classes=10, random_seed=42):
+        """Build self.model as an nn.Sequential of exactly:
+          4 blocks of [Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1),
+                       ReLU, MaxPool2d(kernel_size=2), BatchNorm2d(c_out), Dropout(p=0.3)]
+          with channels 1 -> 32 -> 64 -> 128 -> 256 (28x28 -> 14 -> 7 -> 3 -> 1),
+          then Flatten, Linear(256, 128), ReLU, Linear(128, num_classes).
+        That is 422,986 parameters for 10 classes.
+        """
         super().__init__()
         torch.manual_seed(random_seed)
         self.num_classes = num_classes
         self.seed = random_seed
         self.batch_size = 128  # used by the reference's mini-batch training
         self.model = None
-        # Build self.model as an nn.Sequential of exactly:
-        #   4 blocks of [Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1),
-        #                ReLU, MaxPool2d(kernel_size=2), BatchNorm2d(c_out), Dropout(p=0.3)]
-        #   with channels 1 -> 32 -> 64 -> 128 -> 256 (28x28 -> 14 -> 7 -> 3 -> 1),
-        #   then Flatten, Linear(256, 128), ReLU, Linear(128, num_classes).
-        # That is 422,986 parameters for 10 classes.
         # >>> YOUR CODE HERE >>>
         raise NotImplementedError("PyTorchCNN.__init__: replace this line with your code")
         # <<< END OF YOUR CODE <<<

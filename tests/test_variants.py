@@ -9,6 +9,7 @@ import pytest
 from conftest import PYTHON, ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+import contract  # noqa: E402
 import variants  # noqa: E402
 
 
@@ -28,6 +29,36 @@ def test_every_mutant_loses_points_and_public_tests_catch_half(tmp_path):
     assert [r["name"] for r in rows if not r["caught_by"] or r["lost"] <= 0] == []
     assert 2 * sum(r["public"] for r in rows) >= len(rows)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    assert contract_mismatches(rows) == []
+
+
+def contract_mismatches(rows):
+    """Each promise's mutant must lose points in the tests the contract names for that promise
+    (at least one of ``tests``) and nowhere else (``tests`` and ``also``)."""
+    tests = contract.test_functions()
+    by_name = {r["name"]: r for r in rows}
+    wrong = []
+    for p in contract.load():
+        row = by_name.get(p["mutant"])
+        if row is None:
+            wrong.append((p["id"], p["mutant"], "not graded"))
+            continue
+        caught = {contract.test_of_result(name, tests) or name for name in row["caught_by"]}
+        allowed = set(p["tests"]) | set(p.get("also", []))
+        if not caught & set(p["tests"]):
+            wrong.append((p["id"], p["mutant"], "loses no points in the promise's tests", sorted(caught)))
+        elif not caught <= allowed:
+            wrong.append((p["id"], p["mutant"], "also loses points in", sorted(caught - allowed)))
+    return wrong
+
+
+def test_a_mutant_caught_elsewhere_breaks_the_contract():
+    promise = contract.load()[0]
+    rows = [{"name": promise["mutant"], "caught_by": ["PyTorchANN: self.model is Linear, ReLU, Linear with the "
+                                                      "given sizes [6-5-3]"]}]
+    found = [w for w in contract_mismatches(rows) if w[0] == promise["id"]]
+    assert found == [(promise["id"], promise["mutant"], "loses no points in the promise's tests",
+                      ["public/test_pytorch_ann.py::test_architecture"])]
 
 
 def test_every_alternative_gets_full_marks(tmp_path):
