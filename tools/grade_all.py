@@ -31,6 +31,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
 from grader import VERSION  # noqa: E402
+from grader.checks import CLASS_NAMES  # noqa: E402
 from grader.results import REPORT_NAME  # noqa: E402
 from grader import config as config_mod  # noqa: E402
 from grader.submission import GRADED, find_files  # noqa: E402
@@ -156,21 +157,66 @@ def flags_of(result):
     return ""
 
 
+def class_counts(test):
+    """(correct, total) per class from an accuracy test's extra_data, or None when it has none."""
+    extra = test.get("extra_data") or {}
+    correct, total = extra.get("class_correct"), extra.get("class_total")
+    if not (isinstance(correct, list) and isinstance(total, list) and len(correct) == len(total) == len(CLASS_NAMES)):
+        return None
+    return correct, total
+
+
+def class_cells(counts):
+    """The CSV's ten per-class accuracies of one test ('' where the test or the class has none)."""
+    if not counts:
+        return [""] * len(CLASS_NAMES)
+    return [round(int(c) / int(t), 4) if t else "" for c, t in zip(*counts)]
+
+
+def cohort_classes(class_columns, tests, graded, results):
+    """Summary lines: per accuracy test, the cohort's accuracy per class, pooled over graded submissions,
+    and the class it gets most wrong."""
+    lines = []
+    for n in class_columns:
+        correct, total = [0] * len(CLASS_NAMES), [0] * len(CLASS_NAMES)
+        for r in graded:
+            for t in results[r["id"]]["tests"]:
+                counts = class_counts(t) if t["name"] == n else None
+                if counts:
+                    correct = [a + int(b) for a, b in zip(correct, counts[0])]
+                    total = [a + int(b) for a, b in zip(total, counts[1])]
+        accuracy = {c: k / m for c, k, m in zip(CLASS_NAMES, correct, total) if m}
+        if not accuracy:
+            continue
+        worst = min(accuracy, key=accuracy.get)
+        lines.append(f"\n{tests[n]} {n}: the class the cohort gets most wrong: {worst} "
+                     f"(accuracy {accuracy[worst]:.3f}, pooled over {len(graded)} graded submissions)")
+        lines.append("  per class: " + ", ".join(f"{c} {a:.3f}" for c, a in accuracy.items()))
+    return lines
+
+
 def write_reports(out, stamp, rows, results):
     tests = {}
+    per_class = set()                 # the tests that report accuracy per class (the accuracy tests)
     for result in results.values():
         for t in (result or {}).get("tests", []):
             if t["name"] != REPORT_NAME:
                 tests.setdefault(t["name"], t["number"])
+                if class_counts(t):
+                    per_class.add(t["name"])
     columns = sorted(tests, key=lambda n: [int(x) if x.isdigit() else x for x in tests[n].split(".")])
+    class_columns = [n for n in columns if n in per_class]
     header = ["submission_id", "names", "emails"] + [f"{tests[n]} {n}" for n in columns] + \
+        [f"{tests[n]} {c} accuracy" for n in class_columns for c in CLASS_NAMES] + \
         ["total", "status", "wall_time_s", "grader_version", "flags"]
     lines = []
     for row in rows:
         result = results.get(row["id"]) or {}
         scores = {t["name"]: t["score"] for t in result.get("tests", [])}
+        counts = {t["name"]: class_counts(t) for t in result.get("tests", [])}
         lines.append([row["id"], "; ".join(row["names"]), "; ".join(row["emails"])]
                      + [scores.get(n, "") for n in columns]
+                     + [cell for n in class_columns for cell in class_cells(counts.get(n))]
                      + [result.get("score", 0.0) if row["status"] == "graded" else "", row["status"], row["wall"],
                         VERSION, flags_of(result)])
     import io
@@ -191,6 +237,7 @@ def write_reports(out, stamp, rows, results):
     for n in columns:
         passed = sum(1 for r in graded for t in results[r["id"]]["tests"] if t["name"] == n and t["status"] == "passed")
         summary.append(f"  {tests[n]:>5} {passed:>4}/{len(graded):<4} {n}")
+    summary += cohort_classes(class_columns, tests, graded, results)
     flagged = [r["id"] for r in rows if flags_of(results.get(r["id"]))]
     summary.append(f"\nflagged by the instructor report (limits hit, refused actions): {len(flagged)}"
                    + (": " + ", ".join(flagged) if flagged else ""))

@@ -134,10 +134,14 @@ def describe_input(name, arr):
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def check_png(path, name):
-    """The file must exist and be a complete PNG image (signature, IHDR, IEND)."""
+def check_png(path, name, shows="", missing="it must be written next to your code"):
+    """The file must exist and be a complete PNG image (signature, IHDR, IEND).
+
+    ``shows`` says what the figure must show; every message names the file and, with it, that
+    content, so a student knows which of the figures is missing or unreadable."""
+    what = f"{name} ({shows})" if shows else name
     if path is None:
-        fail(f"{name} was not found (it must be written next to your code)")
+        fail(f"{what} was not found: {missing}")
     with open(path, "rb") as fh:
         head = fh.read(33)
         fh.seek(0, 2)
@@ -145,10 +149,10 @@ def check_png(path, name):
         fh.seek(max(0, size - 12))
         tail = fh.read()
     if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        fail(f"{name} is not a PNG image; save it with fig.savefig('{name}')")
+        fail(f"{what} cannot be read as a PNG image; save it with fig.savefig('{name}')")
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if width == 0 or height == 0 or tail[4:8] != b"IEND":
-        fail(f"{name} is an incomplete PNG image")
+        fail(f"{what} is an incomplete PNG image (cut short or empty); save it again with fig.savefig('{name}')")
     return width, height
 
 
@@ -203,7 +207,8 @@ def check_plot_and_judgement(student_file, net, metrics, png_name):
     report_my_judgement() returns one of the three strings."""
     student_file.fresh_path(png_name)
     check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
-    check_png(student_file.path(png_name), png_name)
+    check_png(student_file.path(png_name), png_name, "the training and validation loss and accuracy per epoch",
+              missing="plot_train_val_metrics() must save it in the current folder")
     judgement = net.call("report_my_judgement")
     if judgement not in JUDGEMENTS:
         fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")
@@ -241,3 +246,51 @@ def check_prediction_mode(model, predict, X, what, n, attr=None):
         fail(f"{what} differs from the network's own evaluation-mode labels on {int(np.sum(first != expected))} "
              f"of {n} images; predict the argmax of the model's logits")
     return first
+
+
+# Fashion-MNIST's ten classes, in label order (handout utils.py names them the same way; a test keeps them equal)
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot")
+
+
+def confusion(predicted, labels, classes=len(CLASS_NAMES)):
+    """classes x classes integer matrix: row = true class, column = predicted class.
+
+    ``predicted`` and ``labels`` are integer arrays of the same length, computed by the grader;
+    a predicted label outside 0..classes-1 is counted in no column (its row total still counts it).
+    """
+    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    if predicted.shape != labels.shape:
+        raise ValueError(f"confusion: {predicted.size} predictions for {labels.size} labels")
+    inside = (predicted >= 0) & (predicted < classes) & (labels >= 0) & (labels < classes)
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels[inside], predicted[inside]), 1)
+    return matrix
+
+
+def class_report(predicted, labels, confusions=3):
+    """(markdown text, extra_data) for an accuracy test: accuracy per class and the most frequent confusions.
+
+    The text is a markdown table (it renders on Gradescope with output_format "md" and reads
+    as plain text elsewhere) followed by one line naming the ``confusions`` most frequent
+    (true class, predicted class) pairs.  extra_data holds the same numbers as integers.
+    """
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    matrix = confusion(predicted, labels)
+    total = np.bincount(labels[(labels >= 0) & (labels < len(CLASS_NAMES))], minlength=len(CLASS_NAMES))
+    correct = np.diag(matrix)
+    rows = ["| class | correct | accuracy |", "|---|---:|---:|"]
+    for name, c, t in zip(CLASS_NAMES, correct, total):
+        rows.append(f"| {name} | {int(c)} of {int(t)} | {c / t:.3f} |" if t else f"| {name} | 0 of 0 | - |")
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    order = sorted(((int(off[i, j]), i, j) for i in range(len(CLASS_NAMES)) for j in range(len(CLASS_NAMES))
+                    if off[i, j] > 0), key=lambda x: (-x[0], x[1], x[2]))[:confusions]
+    if order:
+        pairs = "; ".join(f"{CLASS_NAMES[i]} predicted as {CLASS_NAMES[j]}: {n} of {int(total[i])}"
+                          for n, i, j in order)
+        rows += ["", f"Most frequent confusions: {pairs}."]
+    extra = {"class_names": list(CLASS_NAMES), "class_correct": [int(c) for c in correct],
+             "class_total": [int(t) for t in total], "confusion_matrix": matrix.tolist()}
+    return "\n".join(rows), extra

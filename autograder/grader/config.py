@@ -39,6 +39,12 @@ def load(path=None, overrides=()):
                           f"file, and a spare), not {grading.get('uids_per_slot')!r}")
     if not isinstance(grading.get("landlock"), bool):
         raise ConfigError(f"{path}: grading.landlock must be true or false, not {grading.get('landlock')!r}")
+    feedback = config.setdefault("feedback", {"per_class": True, "confusions": 3})
+    if not isinstance(feedback.get("per_class"), bool):
+        raise ConfigError(f"{path}: feedback.per_class must be true or false, not {feedback.get('per_class')!r}")
+    confusions = feedback.get("confusions")
+    if not isinstance(confusions, int) or isinstance(confusions, bool) or not 0 <= confusions <= 90:
+        raise ConfigError(f"{path}: feedback.confusions must be a whole number from 0 to 90, not {confusions!r}")
     config.setdefault("weights", {})
     config["_overrides"] = list(overrides)
     config["_path"] = path

@@ -8,18 +8,23 @@ autograder/tests/hidden/, in the module of the file it grades
     @pytest.mark.number("1.4")           Gradescope test number (default: automatic)
     @pytest.mark.visibility("visible")   default: by directory (see config [grading])
 
+    @pytest.mark.trains                  calls the student's training code on a few images (run_public_tests.py
+                                         --no-training leaves it out)
     @pytest.mark.training                trains on the full data, in a fresh worker (skippable with
                                          --skip-training)
 
 and fixtures ``numpy_ann``, ``pytorch_ann``, ``pytorch_cnn``, ``fashionmnist``
-(the student's file, see session.py), ``config``, ``fmnist_data``.
+(the student's file, see session.py), ``config``, ``fmnist_data``.  Inside a test:
+``note(text)`` adds a line to its output, ``class_feedback(predicted, labels)`` the
+per-class table of an accuracy test, ``details(output_format, **extra)`` its format
+and extra_data; ``instructor_note(text)`` writes to the instructor report only.
 """
 import os
 import traceback
 
 import pytest
 
-from .checks import GradeFailure
+from .checks import GradeFailure, class_report
 from .submission import GRADED
 
 STATE = {}  # set by run.py: session, config, records, load_data, expected, leaderboard
@@ -29,7 +34,8 @@ def pytest_configure(config):
     for line in ("weight(points): points of this test", "number(text): Gradescope test number",
                  "visibility(v): visible, hidden, after_due_date or after_published",
                  "file(stem): the submitted file this test grades",
-                 "training: trains or evaluates on the full data (run.py --skip-training leaves it out)"):
+                 "training: trains or evaluates on the full data (run.py --skip-training leaves it out)",
+                 "trains: calls the student's training code (run_public_tests.py --no-training leaves it out)"):
         config.addinivalue_line("markers", line)
 
 
@@ -74,14 +80,44 @@ def instructor_note(text):
     STATE.setdefault("instructor_notes", []).append(text)
 
 
+def details(output_format=None, **extra):
+    """Set the current test's Gradescope output_format (e.g. "md") and add entries to its extra_data."""
+    d = STATE.setdefault("details", {}).setdefault(STATE.get("current"), {"extra": {}})
+    if output_format:
+        d["format"] = output_format
+    d["extra"].update(extra)
+
+
+def class_feedback(predicted, labels):
+    """An accuracy test's per-class table and most frequent confusions, from the grader's own predictions.
+
+    Shown after the test's verdict as markdown (output_format "md"), and the same numbers as
+    integers in its extra_data; config [feedback] turns it off or sets how many confusions.
+    No student code runs here."""
+    feedback = STATE["config"]["feedback"]
+    if not feedback["per_class"]:
+        return
+    text, extra = class_report(predicted, labels, feedback["confusions"])
+    STATE.setdefault("trailers", {})[STATE.get("current")] = "Accuracy per class (grader-computed):\n\n" + text
+    details("md", **extra)
+
+
 def leaderboard(name, value, order="desc"):
     STATE.setdefault("leaderboard", []).append({"name": name, "value": value, "order": order})
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """--skip-training STEMS: leave out those files' training tests (the red-team suite's spill-over check)."""
+    """--skip-training STEMS: leave out those files' training tests (the red-team suite's spill-over check);
+    --no-training: leave out every test marked training or trains (a student's quick local run)."""
     skip = STATE.get("skip_training") or ()
-    keep = [i for i in items if not (_file_of(i) in skip and i.get_closest_marker("training"))]
+
+    def left_out(item):
+        if item.get_closest_marker("training"):
+            return STATE.get("no_training") or _file_of(item) in skip
+        return bool(STATE.get("no_training") and item.get_closest_marker("trains"))
+
+    keep = [i for i in items if not left_out(i)]
+    STATE["left_out"] = len(items) - len(keep)
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
@@ -101,6 +137,7 @@ def pytest_runtest_setup(item):
     if previous and previous != stem and STATE.get("checkpoint"):
         STATE["checkpoint"]()                      # results.json with every finished file's scores
     session = STATE.get("session")
+    STATE["requests_at_start"] = session.requests if session is not None else 0
     if session is not None:
         session.check_time(0)                      # after the total time ran out, the rest fail at once
 
@@ -109,6 +146,22 @@ def pytest_runtest_teardown(item):
     stem = _file_of(item)
     if "session" in STATE and stem in GRADED and stem in STATE["session"].files:
         STATE["session"].file(stem).forget()       # the next test starts from a worker holding nothing
+
+
+def _finish_output(rec, nodeid):
+    """The test's output: its notes, then the verdict's message, then any trailer (the per-class table)."""
+    parts = STATE.get("notes", {}).get(nodeid, []) + ([rec["output"]] if rec["output"] else [])
+    d = STATE.get("details", {}).get(nodeid)
+    trailer = STATE.get("trailers", {}).get(nodeid)
+    if d:
+        rec.setdefault("extra_data", {}).update(d["extra"])
+        if d.get("format"):
+            rec["output_format"] = d["format"]
+    if rec.get("output_format") == "md":     # a paragraph per part; a line break inside one stays a break
+        parts = [part.replace("\n", "  \n") for part in parts]
+        rec["output"] = "\n\n".join(parts + ([trailer] if trailer else []))
+    else:
+        rec["output"] = "\n".join(parts + ([trailer] if trailer else []))
 
 
 def _marker_arg(item, name, default):
@@ -164,9 +217,11 @@ def pytest_runtest_makereport(item, call):
         }
     if report.when == "call":
         rec.setdefault("extra_data", {})["seconds"] = round(report.duration, 2)
-    notes = STATE.get("notes", {}).get(item.nodeid)
-    if report.when == "teardown" and notes:
-        rec["output"] = "\n".join(notes + ([rec["output"]] if rec["output"] else []))
+        session = STATE.get("session")
+        if session is not None:       # the requests this test sent to student code (not the worker's start-up)
+            rec["extra_data"]["worker_requests"] = session.requests - STATE.get("requests_at_start", 0)
+    if report.when == "teardown":
+        _finish_output(rec, item.nodeid)
     if report.failed or report.skipped:
         if rec["status"] == "passed":  # keep the first failure (setup before call)
             if call.excinfo is not None:

@@ -198,6 +198,7 @@ class StudentFile:
         return text + f"\nEvery test of {self.filename} fails with this message."
 
     def request(self, op, timeout, what="", may_change=(), **fields):
+        self.session.requests += 1            # counted per test in extra_data.worker_requests
         self._ensure()
         limit = timeout or self.session.config["time_limits"]["call"]
         self.session.check_time(limit)
@@ -300,6 +301,7 @@ class Session:
         self.found = found or {}
         self.scratch = isolation.scratch          # stem -> scratch folder
         self.files = {}
+        self.requests = 0                         # requests sent by tests to student code (StudentFile.request)
 
     def check_time(self, limit):
         """Refuse to start a request whose own limit the time left cannot cover; from then on, refuse all."""

@@ -4,10 +4,16 @@ import pytest
 
 from grader import refmath
 from grader.checks import GradeFailure, as_labels, check_png, check_prediction_mode, check_threshold, fail
-from grader.plugin import instructor_note, leaderboard, note
+from grader.plugin import class_feedback, instructor_note, leaderboard, note
 from grader.session import data, tensor
 
 WEIGHTS = "fmnist.pth"
+# the figures the assignment asks for, and what each must show (graded by hand)
+FIGURES = {
+    "fmnist_training_loss.png": "the training-loss plot of your model",
+    "fmnist_misclassified.png": "one misclassified test image, titled with its predicted and true class names",
+    "fmnist_correct.png": "one correctly classified test image, titled with its predicted and true class names",
+}
 
 
 @pytest.mark.training
@@ -39,6 +45,7 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config):
     # from the exact test images do not help (README: residual risks)
     noisy = labels_for(refmath.perturb_images(X_test[:m]))
     acc = refmath.accuracy(noisy, y_test[:m])
+    class_feedback(noisy, y_test[:m])
     k = min(m, 2000)
     exact = refmath.accuracy(labels_for(X_test[:k]), y_test[:k])
     noisy_k = refmath.accuracy(noisy[:k], y_test[:k])
@@ -95,11 +102,13 @@ def test_example_images_are_saved(fashionmnist):
         fashionmnist.fresh_path(name)
     fashionmnist.call("save_example_images", model.ref(), tensor(X), tensor(y.astype(np.int64)))
     for name in names:
-        check_png(fashionmnist.path(name), name)
+        check_png(fashionmnist.path(name), name, FIGURES[name],
+                  missing="save_example_images(model, X_test, y_test) must write it in the current folder")
 
 
-@pytest.mark.parametrize("name", ["fmnist_training_loss.png", "fmnist_misclassified.png", "fmnist_correct.png"])
+@pytest.mark.parametrize("name", list(FIGURES))
 @pytest.mark.weight(0.5)
 def test_submitted_figures(fashionmnist, name):
     """fashionmnist: the submitted figure is a PNG (its content is graded by hand)"""
-    check_png(fashionmnist.submitted_path(name), name)
+    check_png(fashionmnist.submitted_path(name), name, FIGURES[name],
+              missing="upload it with fashionmnist.py (run your training script to make it)")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.plugin import instructor_note, note
+from grader.plugin import class_feedback, instructor_note, note
 from grader.checks import GradeFailure, as_array, assert_close, check_threshold, describe_input, fail
 from grader.session import data, onehot
 
@@ -163,6 +163,7 @@ def test_accuracy_threshold(numpy_ann, fmnist_data, config):
     m = b["test_images"]
     probs = refmath.in_chunks(lambda x: refmath.ann_forward(params, x)[3], X_test[:m])
     acc = refmath.accuracy(probs.argmax(axis=1), y_test[:m])
+    class_feedback(probs.argmax(axis=1), y_test[:m])
     check_predict_agrees(ann, probs[:1000].argmax(axis=1), X_test[:1000])
     note(check_threshold(acc, config["thresholds"]["numpy_ann"], "NumpyANN", config,
                          f"trained on {n} images for {b['epochs']} epochs, evaluated by the grader on {m} test images"))

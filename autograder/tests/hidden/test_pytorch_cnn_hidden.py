@@ -5,7 +5,7 @@ import pytest
 from grader import refmath
 from grader.checks import (as_array, as_labels, assert_close, check_metrics, check_prediction_mode,
                            check_threshold, fail)
-from grader.plugin import note
+from grader.plugin import class_feedback, note
 from grader.session import data, onehot, tensor
 
 
@@ -105,6 +105,7 @@ def test_accuracy_threshold(pytorch_cnn, fmnist_data, config):
     except ValueError as exc:
         fail(f"PyTorchCNN: {exc}")
     acc = refmath.accuracy(predicted, y_test[:m])
+    class_feedback(predicted, y_test[:m])
     note(check_threshold(acc, config["thresholds"]["pytorch_cnn"], "PyTorchCNN", config,
                          f"train() called on {calls} chunks of {chunk} of {n} images with a decaying learning rate; "
                          f"evaluated by the grader on {m} test images"))
