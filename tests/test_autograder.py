@@ -1,6 +1,7 @@
 """End-to-end tests of the autograder: reference, handout, zips, broken files."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -210,24 +211,99 @@ def test_worker_runs_unprivileged_and_cannot_read_grader_files(tmp_path):
 
 
 
+def run_public(folder, *args):
+    """run_public_tests.py in an unpacked handout folder: (exit code, stdout, public_results.json)."""
+    proc = subprocess.run([PYTHON, "run_public_tests.py", *args], cwd=folder, capture_output=True, text=True,
+                          timeout=600)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    result = json.loads((folder / "public_results.json").read_text())
+    assert results_mod.validate(result) == [], results_mod.validate(result)
+    return proc.returncode, proc.stdout, result
+
+
+SUMMARY = re.compile(r"^(\d+) passed(?:, (\d+) failed)?(?:, (\d+) not run \(--no-training\))? \u2014 "
+                     r"([\d.]+)/([\d.]+) points; details in public_results.json$", re.M)
+
+
 def test_students_run_the_public_tests_from_the_handout_zip(tmp_path):
+    """The reference passes quietly with exit 0; the stubs fail with exit 1; no instructor report locally."""
     zip_path = tmp_path / "handout.zip"
     subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), "handout", "--out", str(zip_path)],
                    check=True, capture_output=True)
     os.chmod(tmp_path, 0o755)
-    scores = {}
+    runs = {}
     for kind in ("stubs", "solved"):
         folder = tmp_path / kind
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(folder)
         if kind == "solved":
             copy_reference(folder)
-        proc = subprocess.run([PYTHON, "run_public_tests.py"], cwd=folder, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        result = json.loads((folder / "public_results.json").read_text())
-        assert results_mod.validate(result) == [] and "TOTAL" in proc.stdout
-        assert {t["tags"][1] for t in graded_tests(result)} == {"public"}
-        scores[kind] = (result["score"], sum(t["max_score"] for t in result["tests"]))
-    assert scores["stubs"][0] == 0
-    assert scores["solved"][0] == scores["solved"][1] == scores["stubs"][1] > 0
+        runs[kind] = run_public(folder)
+    code, out, result = runs["solved"]
+    assert code == 0, out
+    assert [t["name"] for t in result["tests"] if t["name"] == REPORT] == [] and "Instructor report" not in out
+    assert {t["tags"][1] for t in result["tests"]} == {"public"}
+    total = sum(t["max_score"] for t in result["tests"])
+    assert result["score"] == total > 0
+    assert SUMMARY.findall(out) == [(str(len(result["tests"])), "", "", f"{total:g}", f"{total:g}")], out
+    assert "FAILED" not in out and "PASSED" not in out          # a passing run prints only its summary
+
+    code, out, result = runs["stubs"]
+    assert code == 1 and result["score"] == 0
+    failed = [t for t in result["tests"] if t["status"] == "failed"]
+    assert len(failed) == len(result["tests"]) and "Instructor report" not in out
+    assert all(f"FAILED {t['number']} {t['name']} (0/{t['max_score']:g})" in out for t in failed)
+    assert SUMMARY.search(out).group(1, 2) == ("0", str(len(failed)))
+
+
+def test_public_runner_names_a_wrong_function_with_its_mismatch_and_hint(tmp_path):
+    """One deliberately wrong function: its test's full name, expected against got, the hint, exit 1;
+    -k and a file name select, -v shows the passing tests, --no-training leaves the training tests out."""
+    folder = tmp_path / "h"
+    subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), "handout", "--out", str(tmp_path / "h.zip")],
+                   check=True, capture_output=True)
+    with zipfile.ZipFile(tmp_path / "h.zip") as zf:
+        zf.extractall(folder)
+    copy_reference(folder)
+    os.chmod(tmp_path, 0o755)
+    source = (folder / "numpy_ann.py").read_text()
+    right = "out = (np.asarray(z) > 0).astype(np.float64)"
+    assert source.count(right) == 1
+    (folder / "numpy_ann.py").write_text(source.replace(right, right.replace("> 0", ">= 0")))
+
+    code, out, result = run_public(folder)
+    wrong = [t for t in result["tests"] if t["status"] == "failed"]
+    assert code == 1 and [t["name"] for t in wrong] == [
+        "NumpyANN._relu_grad is 0 where z <= 0 (including exactly 0) and 1 elsewhere"], out
+    assert f"FAILED {wrong[0]['number']} {wrong[0]['name']} (0/1)" in out
+    assert "expected 0, got 1" in out and "Hint: the gradient at exactly 0 is 0" in out
+    total = sum(t["max_score"] for t in result["tests"])
+    assert SUMMARY.findall(out) == [(str(len(result["tests"]) - 1), "1", "", f"{total - 1:g}", f"{total:g}")], out
+
+    code, out, result = run_public(folder, "numpy_ann.py", "-k", "relu and not grad")
+    assert code == 0 and [t["name"] for t in result["tests"]] == ["NumpyANN._relu on negatives, zeros and positives"], out
+
+    code, out, result = run_public(folder, "numpy_ann", "-v", "--no-training")
+    names = [t["name"] for t in result["tests"]]
+    assert code == 1 and all(n.startswith("NumpyANN") for n in names)
+    assert "NumpyANN.train: one _backward per mini-batch, last batch partial" not in names
+    assert out.count("PASSED ") == len(names) - 1 and result["extra_data"]["tests_left_out"] == 1
+    assert SUMMARY.search(out).group(3) == "1"
+
+
+def test_public_runner_says_once_when_the_run_is_not_sandboxed():
+    """Where the worker user or seccomp does not exist (Windows, macOS, Linux without root): one line."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("runner", os.path.join(ROOT, "tools", "run_public_tests.py"))
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    args = runner.parse_args(["-k", "x"])
+    confined = {"worker_uids": {"numpy_ann": 64001}, "seccomp": "network filter"}
+    for isolation, says in ((confined, False), (dict(confined, worker_uids="none: the grader is not root"), True),
+                            (dict(confined, seccomp="off: no seccomp on this system"), True), ({}, True)):
+        result = {"output": "Autograder 1.0.0.", "extra_data": {"isolation": isolation},
+                  "tests": [{"number": "1.1", "name": "t", "status": "passed", "score": 1.0, "max_score": 1.0,
+                             "output": ""}]}
+        text, code = runner.report(result, args, 0)
+        assert code == 0 and text.count("not sandboxed") == int(says), text
+        assert len(text.splitlines()) == 1 + int(says)

@@ -107,10 +107,11 @@ def number_tests(records):
 
 
 def score_table(result):
-    rows = [f"{'#':>5}  {'test':<64} {'score':>11}  status"]
+    """Number, score, status and the test's full name (last, so that nothing is cut), then totals per file."""
+    rows = [f"{'#':>5}  {'score':>11}  {'status':<6}  test"]
     per_file = {}
     for t in result["tests"]:
-        rows.append(f"{t['number']:>5}  {t['name'][:64]:<64} {t['score']:>5g}/{t['max_score']:<5g}  {t['status']}")
+        rows.append(f"{t['number']:>5}  {t['score']:>5g}/{t['max_score']:<5g}  {t['status']:<6}  {t['name']}")
         f = t["tags"][0]
         got, of = per_file.get(f, (0.0, 0.0))
         per_file[f] = (got + t["score"], of + t["max_score"])
@@ -143,6 +144,10 @@ def parse_args(argv):
     p.add_argument("--data-dir", default=os.environ.get("FMNIST_DIR"), help="Fashion-MNIST folder")
     p.add_argument("--lock", nargs="*", default=[], help="folders to make root-only before grading (Gradescope)")
     p.add_argument("--quiet", action="store_true", help="do not print the score table")
+    p.add_argument("--no-report", action="store_true",
+                   help="leave out the instructor report (students' local runs: it is for staff)")
+    p.add_argument("--no-training", action="store_true",
+                   help="leave out every test marked training or trains (students debugging the math)")
     p.add_argument("--skip-training", default="", metavar="STEMS",
                    help="comma-separated file stems whose @training tests are left out (self-tests)")
     p.add_argument("--also-writable", action="append", default=[], metavar="DIR",
@@ -227,7 +232,8 @@ def main(argv=None):
             report = instructor_report(session, suspicious_files(args.submission),
                                        state.get("instructor_notes", []) + cleanup_notes)
             records = number_tests(sorted(done, key=lambda r: (FILE_ORDER.get(r["file"], 9), r["kind"] == "hidden")))
-            records.append(dict(report, tags=["general", "hidden"]))
+            if not args.no_report:
+                records.append(dict(report, tags=["general", "hidden"]))
             lines = list(output_lines)
             pending = [f for f in files if f not in graded]
             if not final:
@@ -241,6 +247,7 @@ def main(argv=None):
                                    extra=dict(extra, worker_memory_mb=session.smallest_memory_mb or memory_mb,
                                               isolation=iso.describe(),
                                               internal_errors=len(state.get("internal_errors", [])),
+                                              tests_left_out=state.get("left_out", 0),
                                               partial=not final, out_of_time=session.out_of_time))
             return result, report
 
@@ -250,7 +257,8 @@ def main(argv=None):
         plugin.STATE.clear()
         plugin.STATE.update(session=session, config=config, records={}, load_data=load_data,
                             expected=load_expected, leaderboard=[], checkpoint=checkpoint,
-                            skip_training=[f for f in args.skip_training.split(",") if f])
+                            skip_training=[f for f in args.skip_training.split(",") if f],
+                            no_training=args.no_training)
         test_dirs = [os.path.join(TESTS_DIR, kind) for kind in (("public", "hidden") if args.tests == "all"
                                                                 else (args.tests,))]
         test_files = [os.path.join(d, f) for stem in files for d in test_dirs if os.path.isdir(d)
@@ -258,7 +266,7 @@ def main(argv=None):
                       if f.startswith(f"test_{stem}") and f.endswith(".py")]  # grouped by file
         pytest_args = ["-c", os.path.join(GRADER_DIR, "pytest.ini"), "--rootdir", GRADER_DIR, "--confcutdir",
                        GRADER_DIR, "-p", "grader.plugin", "-p", "no:cacheprovider", "-p", "no:warnings",
-                       "-qq", "--no-header", "--tb=no", "-rN"] + test_files
+                       ] + (["-p", "no:terminal"] if args.quiet else ["-qq", "--no-header", "--tb=no", "-rN"]) + test_files
         if args.keyword:
             pytest_args += ["-k", args.keyword]
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -268,7 +276,7 @@ def main(argv=None):
         session.close()
         cleanup_notes += [f"cleanup: {p}" for p in cleanup(workdir)]
         result, report = collect(final=True)
-        if not args.quiet:
+        if not args.quiet and not args.no_report:
             print(f"{results.REPORT_NAME}:\n{report['output']}")
         for tb in plugin.STATE.get("internal_errors", []):
             print("INTERNAL GRADER ERROR\n" + tb)

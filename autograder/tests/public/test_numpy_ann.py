@@ -79,6 +79,7 @@ def test_backward_updates(numpy_ann, expected):
                      "compute every gradient before changing any parameter")
 
 
+@pytest.mark.trains
 def test_train_uses_every_row_in_batches(numpy_ann):
     """NumpyANN.train: one _backward per mini-batch, last batch partial"""
     ann = numpy_ann.new("NumpyANN", 5, 4, 3, 0.1)

@@ -49,6 +49,7 @@ def test_forward_and_predict(pytorch_ann):
         fail("predict does not return the argmax of the logits for every row")
 
 
+@pytest.mark.trains
 def test_train_records_metrics_per_epoch(pytorch_ann):
     """PyTorchANN.train changes the weights and records four metrics per epoch"""
     net = pytorch_ann.new("PyTorchANN", 6, 5, 3)
@@ -62,6 +63,7 @@ def test_train_records_metrics_per_epoch(pytorch_ann):
     check_metrics(net.get("train_val_metrics"), 3, "PyTorchANN")
 
 
+@pytest.mark.trains
 def test_plot_and_judgement(pytorch_ann):
     """PyTorchANN.plot_train_val_metrics draws both curves in two panels and saves the PNG"""
     net = pytorch_ann.new("PyTorchANN", 6, 5, 3)

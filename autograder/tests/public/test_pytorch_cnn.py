@@ -1,5 +1,6 @@
 """Public tests of pytorch_cnn.py."""
 import numpy as np
+import pytest
 
 from grader.checks import as_array, as_labels, check_metrics, check_plot_and_judgement, fail
 from grader.session import onehot, tensor
@@ -52,6 +53,7 @@ def test_num_classes_and_predict(pytorch_cnn):
         fail(f"predict returned labels {labels.tolist()}; expected values in 0..6")
 
 
+@pytest.mark.trains
 def test_train_plot_and_judgement(pytorch_cnn):
     """PyTorchCNN.train records metrics per epoch; the plot and the judgement work"""
     net = pytorch_cnn.new("PyTorchCNN")
