@@ -197,3 +197,24 @@ def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
                 checks.check_png(str(path) if path else None, name, shows, missing="upload it")
             assert str(info.value).startswith(f"{name} ({shows})") and says in str(info.value)
     assert "predicted and true class names" in hidden.FIGURES["fmnist_misclassified.png"]
+
+
+def test_markdown_output_cannot_be_shaped_by_the_students_text():
+    """In a markdown test's output, a message quoting the student's text is escaped; the grader's table is not."""
+    from grader import plugin
+    table, _ = checks.class_report(np.array([0, 1]), np.array([0, 1]))
+    saved = dict(plugin.STATE)
+    try:
+        plugin.STATE.clear()
+        plugin.STATE.update(current="t", notes={"t": ["accuracy 0.5, threshold 0.8"]}, trailers={"t": table},
+                            details={"t": {"format": "md", "extra": {"n": 1}}})
+        rec = {"output": "predict raised ValueError: <img src=x> [click](http://x)\n| fake | row |", "extra_data": {}}
+        plugin._finish_output(rec, "t")
+    finally:
+        plugin.STATE.clear()
+        plugin.STATE.update(saved)
+    out = rec["output"]
+    assert rec["output_format"] == "md" and rec["extra_data"] == {"n": 1}
+    assert "<img" not in out and "&lt;img src=x&gt;" in out and "\\[click\\](http://x)" in out
+    assert "  \n\\| fake \\| row \\|" in out                  # the student's line stays a line, not a table row
+    assert out.endswith(table) and out.startswith("accuracy 0.5, threshold 0.8\n\npredict raised")

@@ -20,6 +20,7 @@ per-class table of an accuracy test, ``details(output_format, **extra)`` its for
 and extra_data; ``instructor_note(text)`` writes to the instructor report only.
 """
 import os
+import re
 import traceback
 
 import pytest
@@ -148,6 +149,16 @@ def pytest_runtest_teardown(item):
         STATE["session"].file(stem).forget()       # the next test starts from a worker holding nothing
 
 
+MD_SPECIAL = re.compile(r"([\\`*_\[\]!|#~])")
+
+
+def md_escape(text):
+    """Text shown as markdown exactly as written: a message that quotes the student's own text (an
+    exception, a name) cannot add links, images, HTML or table rows to the rendered output."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")   # HTML: entities in every renderer
+    return MD_SPECIAL.sub(r"\\\1", text)
+
+
 def _finish_output(rec, nodeid):
     """The test's output: its notes, then the verdict's message, then any trailer (the per-class table)."""
     parts = STATE.get("notes", {}).get(nodeid, []) + ([rec["output"]] if rec["output"] else [])
@@ -158,7 +169,7 @@ def _finish_output(rec, nodeid):
         if d.get("format"):
             rec["output_format"] = d["format"]
     if rec.get("output_format") == "md":     # a paragraph per part; a line break inside one stays a break
-        parts = [part.replace("\n", "  \n") for part in parts]
+        parts = [md_escape(part).replace("\n", "  \n") for part in parts]
         rec["output"] = "\n\n".join(parts + ([trailer] if trailer else []))
     else:
         rec["output"] = "\n".join(parts + ([trailer] if trailer else []))
