@@ -264,9 +264,11 @@ def main(argv=None):
         test_files = [os.path.join(d, f) for stem in files for d in test_dirs if os.path.isdir(d)
                       for f in sorted(os.listdir(d))
                       if f.startswith(f"test_{stem}") and f.endswith(".py")]  # grouped by file
+        # quiet (the students' runner, the self-tests): no pytest progress line at all
+        terminal = ["-p", "no:terminal"] if args.quiet else ["-qq", "--no-header", "--tb=no", "-rN"]
         pytest_args = ["-c", os.path.join(GRADER_DIR, "pytest.ini"), "--rootdir", GRADER_DIR, "--confcutdir",
                        GRADER_DIR, "-p", "grader.plugin", "-p", "no:cacheprovider", "-p", "no:warnings",
-                       ] + (["-p", "no:terminal"] if args.quiet else ["-qq", "--no-header", "--tb=no", "-rN"]) + test_files
+                       *terminal, *test_files]
         if args.keyword:
             pytest_args += ["-k", args.keyword]
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
