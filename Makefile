@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench bench-batch mutants contract alternatives flaky grade-all compare gradescope-sim test-gradescope \
+        check-reference bench bench-batch mutants contract config alternatives flaky grade-all compare gradescope-sim test-gradescope \
         test clean
 
 all: setup check-handout doctest zips check-reference
@@ -38,7 +38,7 @@ doctest: $(STAMP)
 
 # Train every reference model on the full data and check its threshold (about 5 minutes).
 solutions: setup
-	cd solution && for f in numpy_ann pytorch_ann pytorch_cnn fashionmnist; do \
+	cd solution && for f in $$(cd ../autograder && ../$(PY) -m grader.assignment); do \
 	    /usr/bin/time -f "$$f: %e s, %M KB peak" ../$(PY) $$f.py || exit 1; done
 
 fixtures: $(STAMP)
@@ -97,6 +97,10 @@ mutants: setup
 # The contract table (autograder/contract.toml): check it against the stubs, tests and mutants; print it.
 contract: $(STAMP)
 	$(PY) tools/contract.py --check && $(PY) tools/contract.py
+
+# Every setting of autograder/config.toml with its description and the value in force (checked).
+config: $(STAMP)
+	cd autograder && ../$(PY) -m grader.config
 
 # Alternative correct solutions: every one must get full marks.
 alternatives: setup

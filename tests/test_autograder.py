@@ -12,19 +12,15 @@ import pytest
 from conftest import HANDOUT, PYTHON, ROOT, SOLUTION
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 from grader import results as results_mod  # noqa: E402
-
-GRADED = ("numpy_ann", "pytorch_ann", "pytorch_cnn", "fashionmnist")
+from grader.assignment import STEMS as GRADED  # noqa: E402
+from grade_folder import grade_folder  # noqa: E402
 
 
 def grade(submission, results, *extra, config=None):
-    cmd = [PYTHON, "-m", "grader.run", "--submission", str(submission), "--results", str(results), "--quiet", *extra]
-    if config:
-        cmd += ["--config", str(config)]
-    proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(results) as fh:
-        result = json.load(fh)
+    result, _ = grade_folder(submission, results, *extra, *(["--config", config] if config else []), python=PYTHON,
+                             timeout=900)
     assert results_mod.validate(result) == [], results_mod.validate(result)
     return result
 

@@ -201,18 +201,14 @@ def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
 
 def test_markdown_output_cannot_be_shaped_by_the_students_text():
     """In a markdown test's output, a message quoting the student's text is escaped; the grader's table is not."""
-    from grader import plugin
+    from grader.grading import Feedback
     table, _ = checks.class_report(np.array([0, 1]), np.array([0, 1]))
-    saved = dict(plugin.STATE)
-    try:
-        plugin.STATE.clear()
-        plugin.STATE.update(current="t", notes={"t": ["accuracy 0.5, threshold 0.8"]}, trailers={"t": table},
-                            details={"t": {"format": "md", "extra": {"n": 1}}})
-        rec = {"output": "predict raised ValueError: <img src=x> [click](http://x)\n| fake | row |", "extra_data": {}}
-        plugin._finish_output(rec, "t")
-    finally:
-        plugin.STATE.clear()
-        plugin.STATE.update(saved)
+    feedback = Feedback(run=None)
+    feedback.note("accuracy 0.5, threshold 0.8")
+    feedback.trailer = table
+    feedback.details("md", n=1)
+    rec = {"output": "predict raised ValueError: <img src=x> [click](http://x)\n| fake | row |", "extra_data": {}}
+    feedback.finish(rec)
     out = rec["output"]
     assert rec["output_format"] == "md" and rec["extra_data"] == {"n": 1}
     assert "<img" not in out and "&lt;img src=x&gt;" in out and "\\[click\\](http://x)" in out

@@ -156,7 +156,7 @@ def slot():
     found = isolation.take_slot(config_mod.load())
     yield found
     if found:
-        os.close(isolation.HELD_SLOTS.pop())
+        found.release()
 
 
 @root_only
@@ -368,4 +368,4 @@ def test_a_uid_that_survived_is_replaced_by_a_spare(tmp_path):
         assert iso.replace_user("numpy_ann", "test") is None          # no spare left
         assert len(iso.describe()["uids_retired"]) == len(spares) + 1
     finally:
-        os.close(isolation.HELD_SLOTS.pop())
+        iso.release()

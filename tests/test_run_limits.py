@@ -223,12 +223,12 @@ def test_over_the_memory_limit_the_message_names_it(tmp_path):
 def test_a_cleanup_that_raises_goes_into_the_report_not_over_the_results(tmp_path, monkeypatch):
     """remove_tree made to raise (as a tree the student built could make it): the results stay final and
     complete, and the instructor report names the cleanup problem."""
-    from grader import run
+    from grader import grading, run
 
     def broken(path):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(run, "remove_tree", broken)
+    monkeypatch.setattr(grading, "remove_tree", broken)
     out = tmp_path / "results.json"
     run.main(["--submission", str(submission(tmp_path)), "--results", str(out), "--files", "numpy_ann",
               "--tests", "public", "--quiet"])

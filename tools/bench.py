@@ -12,8 +12,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GROUPS = ("numpy_ann", "pytorch_ann", "pytorch_cnn", "fashionmnist")
+from grade_folder import AUTOGRADER, ROOT, command
+
+sys.path.insert(0, AUTOGRADER)
+from grader.assignment import STEMS as GROUPS  # noqa: E402
 
 
 def tree_rss_kb(root_pid):
@@ -45,10 +47,9 @@ def run(files, threads):
     if threads:
         env["NNAG_WORKER_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "grader.run", "--submission", os.path.join(ROOT, "solution"),
-               "--results", os.path.join(tmp, "r.json"), "--files", ",".join(files), "--quiet"]
+        cmd = command(os.path.join(ROOT, "solution"), os.path.join(tmp, "r.json"), "--files", ",".join(files))
         start = time.time()
-        proc = subprocess.Popen(cmd, cwd=os.path.join(ROOT, "autograder"), env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=AUTOGRADER, env=env, stdout=subprocess.DEVNULL)
         peak = 0
         while proc.poll() is None:
             peak = max(peak, tree_rss_kb(proc.pid))

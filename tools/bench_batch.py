@@ -39,7 +39,7 @@ def build_export(folder, count):
             with open(os.path.join(dest, "notes.txt"), "w") as fh:
                 fh.write("wrong upload\n")
             continue
-        spec = mutants[(i * 7) % len(mutants)] if kind == "buggy" else {"name": sid, "file": "numpy_ann.py"}
+        spec = mutants[(i * 7) % len(mutants)] if kind == "buggy" else {"name": sid}
         variants.build(dict(spec, name=sid), spec_dir, dest)
         if kind in ("crashing", "hanging"):
             with open(os.path.join(dest, "numpy_ann.py"), "a") as fh:

@@ -13,11 +13,20 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "handout"))
 
-GRADER_MODULES = ("__init__.py", "checks.py", "client.py", "config.py", "isolation.py", "landlock.py", "plugin.py",
-                  "protocol.py", "reaper.py", "resources.py", "results.py", "run.py", "sandbox.py", "session.py",
-                  "submission.py", "worker.py")
-HIDDEN_ONLY_MODULES = ("refmath.py",)
-HANDOUT_FILES = ("utils.py", "numpy_ann.py", "pytorch_ann.py", "pytorch_cnn.py", "fashionmnist.py")
+GRADER_DIR = os.path.join(ROOT, "autograder", "grader")
+sys.path.insert(0, os.path.dirname(GRADER_DIR))
+from grader.assignment import HANDOUT_FILES, UTILS  # noqa: E402
+
+# the grader's own computations for the hidden tests stay out of the students' zip
+NOT_IN_HANDOUT = ("refmath.py",)
+
+
+def grader_modules(kind):
+    """Every module of the grader package (the folder is the list), less NOT_IN_HANDOUT in the handout."""
+    names = sorted(f for f in os.listdir(GRADER_DIR) if f.endswith(".py"))
+    return [f for f in names if kind == "autograder" or f not in NOT_IN_HANDOUT]
+
+
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)
 
 
@@ -42,13 +51,12 @@ def autograder_entries():
                ("requirements.txt", "autograder/requirements-gradescope.txt", 0o644),
                ("requirements-torch.txt", "autograder/requirements-torch.txt", 0o644)]
     entries += [(f"autograder/{f}", f"autograder/{f}", 0o644) for f in ("config.toml", "pytest.ini")]
-    entries += [(f"autograder/grader/{m}", f"autograder/grader/{m}", 0o644)
-                for m in GRADER_MODULES + HIDDEN_ONLY_MODULES]
+    entries += [(f"autograder/grader/{m}", f"autograder/grader/{m}", 0o644) for m in grader_modules("autograder")]
     entries += [(p, p, 0o644) for p in _public_tests()]
     hidden = os.path.join(ROOT, "autograder", "tests", "hidden")
     entries += [(f"autograder/tests/hidden/{f}", f"autograder/tests/hidden/{f}", 0o644)
                 for f in sorted(os.listdir(hidden)) if f.endswith(".py")]
-    entries.append(("handout/utils.py", "handout/utils.py", 0o644))
+    entries.append((f"handout/{UTILS}", f"handout/{UTILS}", 0o644))
     import utils
     for stem, path in sorted(utils.find_fashion_mnist(allow_download=False).items()):
         name = os.path.basename(path)
@@ -61,7 +69,7 @@ def handout_entries():
     entries += [("README.md", "tools/student_README.md", 0o644), ("requirements.txt", "requirements-student.txt", 0o644),
                 ("run_public_tests.py", "tools/run_public_tests.py", 0o644)]
     entries += [(f"autograder/{f}", f"autograder/{f}", 0o644) for f in ("config.toml", "pytest.ini")]
-    entries += [(f"autograder/grader/{m}", f"autograder/grader/{m}", 0o644) for m in GRADER_MODULES]
+    entries += [(f"autograder/grader/{m}", f"autograder/grader/{m}", 0o644) for m in grader_modules("handout")]
     entries += [(p, p, 0o644) for p in _public_tests()]
     return entries
 

@@ -34,7 +34,9 @@ from grader import VERSION  # noqa: E402
 from grader.checks import CLASS_NAMES  # noqa: E402
 from grader.results import REPORT_NAME  # noqa: E402
 from grader import config as config_mod  # noqa: E402
-from grader.submission import GRADED, find_files  # noqa: E402
+from grader.assignment import FILES  # noqa: E402
+from grader.submission import find_files  # noqa: E402
+from grade_folder import AUTOGRADER, command  # noqa: E402
 
 STATUSES = ("graded", "timeout", "crashed", "no-files")
 
@@ -93,13 +95,12 @@ def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None
         if state.get("key") == key and done:
             return dict(state, skipped=True)   # timeouts and crashes are tried again
     start = time.time()
-    if not any(f"{stem}.py" in found for stem in GRADED):
+    if not any(f.code in found for f in FILES):
         status, detail = "no-files", "none of the graded files was found"
         if os.path.exists(results):
             os.remove(results)
     else:
-        cmd = [sys.executable, "-m", "grader.run", "--submission", folder, "--results", results, "--quiet"]
-        proc = subprocess.Popen(cmd + grader_args, cwd=os.path.join(ROOT, "autograder"), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(command(folder, results, *grader_args), cwd=AUTOGRADER, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         try:
             _, stderr = proc.communicate(timeout=timeout)

@@ -21,7 +21,8 @@ import sys
 import tempfile
 import tomllib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from grade_folder import ROOT, GradeFolderError, grade_folder
+
 SOLUTION = os.path.join(ROOT, "solution")
 SPECS = {"mutants": ("tests/mutants/mutants.toml", "mutant"),
          "alternatives": ("tests/alternatives/alternatives.toml", "alternative")}
@@ -45,22 +46,23 @@ def load_specs(kind):
 
 
 def build(spec, spec_dir, dest):
-    """Copy the reference submission into ``dest`` and apply the variant."""
+    """Copy the reference submission into ``dest`` and apply the variant (none without a "file")."""
     os.makedirs(dest)
     for name in os.listdir(SOLUTION):
         if name.endswith(SUBMITTED) and name != "utils.py":
             shutil.copy(os.path.join(SOLUTION, name), os.path.join(dest, name))
-    target = os.path.join(dest, spec["file"])
-    with open(target, encoding="utf-8") as fh:
-        text = fh.read()
-    for find, replace in spec.get("edits", []):
-        count = text.count(find)
-        if count != 1:
-            raise VariantError(f"{spec['name']}: the text to replace occurs {count} times in {spec['file']} "
-                               f"(must be once): {find[:60]!r}")
-        text = text.replace(find, replace)
-    with open(target, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    if spec.get("file"):              # no file: the reference as it is
+        target = os.path.join(dest, spec["file"])
+        with open(target, encoding="utf-8") as fh:
+            text = fh.read()
+        for find, replace in spec.get("edits", []):
+            count = text.count(find)
+            if count != 1:
+                raise VariantError(f"{spec['name']}: the text to replace occurs {count} times in {spec['file']} "
+                                   f"(must be once): {find[:60]!r}")
+            text = text.replace(find, replace)
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text)
     for source, name in spec.get("files", []):
         shutil.copy(os.path.join(spec_dir, source), os.path.join(dest, name))
     if spec.get("script"):
@@ -75,15 +77,12 @@ def grade(folder, stem, overrides, threads, extra=(), tag="results"):
     """Grade ``folder`` on the tests of ``stem`` (comma-separated stems allowed); returns results.json's tests.
     ``threads`` limits the worker's torch/BLAS threads (use 1 when grading in parallel)."""
     results = os.path.join(folder, f"{tag}.json")
-    cmd = [sys.executable, "-m", "grader.run", "--submission", folder, "--results", results, "--files", stem,
-           "--quiet", *extra] + [arg for item in overrides for arg in ("--set", item)]
-    env = dict(os.environ, NNAG_WORKER_THREADS=str(threads)) if threads else None
-    proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "autograder"), capture_output=True, text=True, env=env,
-                          timeout=1800)
-    if proc.returncode:
-        raise VariantError(f"grading {folder} failed: {proc.stderr[-1000:]}")
-    with open(results) as fh:
-        return json.load(fh)["tests"]
+    try:
+        result, _ = grade_folder(folder, results, "--files", stem, *extra,
+                                 *[arg for item in overrides for arg in ("--set", item)], threads=threads)
+    except GradeFolderError as exc:
+        raise VariantError(str(exc)) from None
+    return result["tests"]
 
 
 def scores_of(tests):
@@ -130,7 +129,7 @@ def main(argv=None):
         baselines = {}
         if args.kind == "mutants":
             reference = os.path.join(work, "_reference")
-            build({"name": "_reference", "file": "numpy_ann.py"}, spec_dir, reference)
+            build({"name": "_reference"}, spec_dir, reference)
             stems = sorted({s["file"][:-3] for s in specs})
             with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
                 for stem, tests in zip(stems, pool.map(lambda st: grade(reference, st, overrides, threads), stems)):

@@ -5,7 +5,7 @@ a Python float / int array); its original type is never trusted.
 """
 import numpy as np
 
-from . import protocol
+from . import assignment, protocol
 
 
 class GradeFailure(AssertionError):
@@ -207,7 +207,7 @@ def check_plot_and_judgement(student_file, net, metrics, png_name):
     report_my_judgement() returns one of the three strings."""
     student_file.fresh_path(png_name)
     check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
-    check_png(student_file.path(png_name), png_name, "the training and validation loss and accuracy per epoch",
+    check_png(student_file.path(png_name), png_name, assignment.FIGURES[png_name],
               missing="plot_train_val_metrics() must save it in the current folder")
     judgement = net.call("report_my_judgement")
     if judgement not in JUDGEMENTS:

@@ -1,18 +1,151 @@
-"""Load and hash autograder/config.toml."""
+"""Load, check and hash autograder/config.toml, the whole grading policy.
+
+Every setting is declared once below (``SCHEMA``) with its type, its default (``REQUIRED``:
+config.toml must set it) and a one-line description; a check, where a type is not enough.
+An unknown setting is an error naming the closest valid one; a wrong type or value is an
+error naming the setting.  ``python -m grader.config`` prints every setting with its
+description and the value in force.
+"""
+import ast
+import difflib
 import hashlib
 import os
+import sys
 import tomllib
+from types import MappingProxyType
+from typing import NamedTuple
 
-DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config.toml")
+from . import assignment
+
+GRADER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PATH = os.path.join(GRADER_DIR, "config.toml")
+TESTS_DIR = os.path.join(GRADER_DIR, "tests")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+REQUIRED = object()
 
 
 class ConfigError(ValueError):
     pass
 
 
+class Key(NamedTuple):
+    kind: str               # "int", "number", "bool", "str", "schedule"
+    default: object
+    description: str
+    low: float = None       # inclusive bounds for numbers
+    high: float = None
+    choices: tuple = ()
+
+
+def _fraction(description, default=REQUIRED):
+    return Key("number", default, description, 0, 1)
+
+
+def _count(description, default=REQUIRED, low=1, high=None):
+    return Key("int", default, description, low, high)
+
+
+def _seconds(description, default=REQUIRED):
+    return Key("number", default, description, 0.001)
+
+
+SECTIONS = {
+    "grading": {
+        "hidden_visibility": Key("str", "after_published", "visibility of tests in tests/hidden/ unless a test "
+                                 "says otherwise", choices=VISIBILITIES),
+        "public_visibility": Key("str", "visible", "visibility of tests in tests/public/", choices=VISIBILITIES),
+        "worker_uid_base": _count("first uid of the worker slots (root only); none may have an account", 64000),
+        "worker_slots": _count("how many graders may run at once on one machine (root only)", 64),
+        "uids_per_slot": _count("uids per slot: one per graded file and spares", 8, low=len(assignment.STEMS) + 1),
+        "worker_group": Key("str", "nogroup", "group of every worker process (root only)"),
+        "landlock": Key("bool", True, "Landlock file-system, TCP and signal rules in every worker"),
+        "worker_threads": _count("threads of the worker's torch / BLAS / OpenMP; 0: ceil(CPU quota)", 0, low=0),
+        "output_cap": _count("bytes of the student's printed output kept per worker", 65536, low=0),
+    },
+    "limits": {
+        "cpu_seconds": _count("CPU seconds per worker process (all threads)"),
+        "memory_mb": _count("private memory per worker (RLIMIT_DATA), less where the container has less"),
+        "reserve_mb": _count("memory kept back from the container beyond what the grader holds", 96, low=0),
+        "reply_mb": _count("largest reply frame the grader reads from a worker", 32),
+        "processes": _count("processes and threads of the worker user (root only)"),
+        "file_size_mb": _count("largest file a worker may write"),
+        "open_files": _count("open files per worker"),
+        "output_mb": _count("printed output after which the worker is killed"),
+    },
+    "time_limits": {
+        "total": _seconds("seconds for the whole submission; keep below Gradescope's timeout"),
+        "import": _seconds("seconds to import a student's file"),
+        "call": _seconds("seconds per call into student code unless a test gives its own"),
+        **{f.trains: _seconds(f"seconds per full-data training or evaluation call of {f.code}")
+           for f in assignment.FILES},
+        "timeouts_per_file": _count("timed-out requests after which a file's remaining tests fail at once", 2),
+    },
+    "size_limits": {
+        "default": _count("bytes: largest uploaded file the grader copies"),
+        **{name: _count(f"bytes: largest {name} the grader copies", None)
+           for f in assignment.FILES for name in f.uploads},
+    },
+    "thresholds": {f.stem: _fraction(f"accuracy {f.code}'s accuracy test must reach") for f in assignment.FILES},
+    "feedback": {
+        "per_class": Key("bool", True, "every accuracy test shows per-class accuracy and confusions"),
+        "confusions": _count("how many (true, predicted) confusions to name", 3, low=0, high=90),
+    },
+    "partial_credit": {
+        "fraction": _fraction("share of an accuracy test's points just below its threshold (0: off)", 0.0),
+        "window": _fraction("how far below the threshold partial credit still applies", 0.02),
+    },
+    "cutoffs": {
+        "numpy_predict_agreement": _fraction("instructor report: numpy predict() agreeing with the trained "
+                                             "weights on less than this share of test images", 0.9),
+        "cnn_predict_agreement": _fraction("PyTorchCNN.predict must agree with the evaluation-mode network on "
+                                           "at least this share of images", 0.98),
+        "lookup_gap": _fraction("instructor report: fashionmnist accuracy on exact test images higher than on "
+                                "noisy copies by more than this", 0.15),
+    },
+}
+_SEED = _count("seed of the grader's training run", 1, low=0)
+_TEST_IMAGES = _count("test images the grader evaluates on", 10000, high=10000)
+BUDGETS = {
+    "numpy_ann": {
+        "train_images": _count("training images", high=60000), "val_images": _count("validation images", 1000),
+        "epochs": _count("epochs"), "batch_size": _count("batch size"),
+        "lr": Key("number", REQUIRED, "learning rate", 0), "hidden_size": _count("hidden units"),
+        "test_images": _TEST_IMAGES, "seed": _SEED,
+    },
+    "pytorch_ann": {
+        "train_images": _count("training images", high=60000), "val_images": _count("validation images"),
+        "schedule": Key("schedule", REQUIRED, "[epochs, learning rate] pairs, one train() call each"),
+        "batch_size": _count("batch size"), "lr": Key("number", REQUIRED, "the main block's learning rate", 0),
+        "judgement_train_images": _count("training images of the report_my_judgement run"),
+        "judgement_epochs": _count("epochs of the report_my_judgement run"),
+        "hidden_size": _count("hidden units"), "test_images": _TEST_IMAGES, "seed": _SEED,
+    },
+    "pytorch_cnn": {
+        "train_images": _count("training images", high=60000), "chunk": _count("images per train() call"),
+        "lr_start": Key("number", REQUIRED, "learning rate of the first chunk", 0),
+        "lr_end": Key("number", REQUIRED, "learning rate of the last chunk", 0),
+        "val_images": _count("validation images per train() call"), "test_images": _TEST_IMAGES, "seed": _SEED,
+        "judgement_train_images": _count("training images of the report_my_judgement run"),
+        "judgement_val_images": _count("validation images of the report_my_judgement run"),
+        "judgement_val_start": _count("index of the first validation image of that run", 50000, low=0),
+        "judgement_epochs": _count("epochs of the report_my_judgement run"),
+        "judgement_lr": Key("number", 0.001, "learning rate of that run (the main block's)", 0),
+    },
+    "fashionmnist": {
+        "test_images": _TEST_IMAGES, "chunk": _count("test images per predict() call"),
+        "noise": _count("grey levels of random noise added to each test pixel (answers looked up from the exact "
+                        "images do not help)", 3, low=0, high=32),
+    },
+}
+SCHEMA = MappingProxyType({**{k: MappingProxyType(v) for k, v in SECTIONS.items()},
+                           **{f"budget.{k}": MappingProxyType(v) for k, v in BUDGETS.items()}})
+del SECTIONS, BUDGETS
+KINDS = MappingProxyType({"int": "a whole number", "number": "a number", "bool": "true or false", "str": "a string",
+                          "schedule": "a list of [epochs, learning rate] pairs"})
+
+
 def load(path=None, overrides=()):
-    """Read the config; ``overrides`` are "section.key=value" strings (TOML values)
+    """Read and check the config; ``overrides`` are "section.key=value" strings (TOML values)
     applied on top, e.g. "budget.pytorch_cnn.train_images=9600"."""
     path = path or os.environ.get("NNAG_CONFIG") or DEFAULT_PATH
     try:
@@ -24,48 +157,175 @@ def load(path=None, overrides=()):
     for item in overrides:
         _override(config, item, path)
         raw += b"\n# override " + item.encode("utf-8")
-    for section in ("grading", "limits", "time_limits", "size_limits", "thresholds", "partial_credit", "budget"):
-        if section not in config:
-            raise ConfigError(f"{path}: section [{section}] is missing")
-    for key in ("hidden_visibility", "public_visibility"):
-        if config["grading"].get(key) not in VISIBILITIES:
-            raise ConfigError(f"{path}: grading.{key} must be one of {', '.join(VISIBILITIES)}")
-    for stem, value in config["thresholds"].items():
-        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ConfigError(f"{path}: thresholds.{stem} must be a number between 0 and 1, not {value!r}")
-    grading = config["grading"]
-    if not isinstance(grading.get("uids_per_slot"), int) or grading["uids_per_slot"] < 5:
-        raise ConfigError(f"{path}: grading.uids_per_slot must be an integer of at least 5 (one uid per graded "
-                          f"file, and a spare), not {grading.get('uids_per_slot')!r}")
-    if not isinstance(grading.get("landlock"), bool):
-        raise ConfigError(f"{path}: grading.landlock must be true or false, not {grading.get('landlock')!r}")
-    feedback = config.setdefault("feedback", {"per_class": True, "confusions": 3})
-    if not isinstance(feedback.get("per_class"), bool):
-        raise ConfigError(f"{path}: feedback.per_class must be true or false, not {feedback.get('per_class')!r}")
-    confusions = feedback.get("confusions")
-    if not isinstance(confusions, int) or isinstance(confusions, bool) or not 0 <= confusions <= 90:
-        raise ConfigError(f"{path}: feedback.confusions must be a whole number from 0 to 90, not {confusions!r}")
-    config.setdefault("weights", {})
+    config = check(config, path)
     config["_overrides"] = list(overrides)
     config["_path"] = path
     config["_hash"] = hashlib.sha256(raw).hexdigest()[:16]
     return config
 
 
+def _closest(name, valid):
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else f"; valid: {', '.join(valid)}"
+
+
+def _table(config, dotted):
+    table = config
+    for part in dotted.split("."):
+        table = table.get(part, {}) if isinstance(table, dict) else {}
+    return table
+
+
+def check(config, path):
+    """The config with every default filled in; ConfigError names the first wrong setting."""
+    tables = [k for k in SCHEMA] + ["weights"]
+    for key, value in config.items():
+        if key not in ("budget", "weights") and key not in SCHEMA:
+            raise ConfigError(f"{path}: unknown section [{key}]" + _closest(key, tables))
+        if key == "budget" and isinstance(value, dict):
+            for stem in value:
+                if f"budget.{stem}" not in SCHEMA:
+                    raise ConfigError(f"{path}: unknown section [budget.{stem}]" + _closest(f"budget.{stem}", tables))
+    out = {}
+    for dotted, keys in SCHEMA.items():
+        table = _table(config, dotted)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{dotted}] must be a table")
+        for name in table:
+            if name not in keys:
+                raise ConfigError(f"{path}: unknown setting {dotted}.{name}"
+                                  + _closest(f"{dotted}.{name}", [f"{dotted}.{k}" for k in keys]))
+        checked = {}
+        for name, key in keys.items():
+            if name in table:
+                checked[name] = _value(table[name], key, f"{dotted}.{name}", path)
+            elif key.default is REQUIRED:
+                raise ConfigError(f"{path}: {dotted}.{name} is missing ({key.description})")
+            elif key.default is not None:
+                checked[name] = key.default
+        target = out
+        for part in dotted.split(".")[:-1]:
+            target = target.setdefault(part, {})
+        target[dotted.split(".")[-1]] = checked
+    out["weights"] = check_weights(config.get("weights", {}), path)
+    return out
+
+
+def _value(value, key, name, path):
+    where = f"{path}: {name} must be {KINDS[key.kind]}"
+    if key.kind == "bool":
+        ok = isinstance(value, bool)
+    elif key.kind == "str":
+        ok = isinstance(value, str) and (not key.choices or value in key.choices)
+        where += f" ({', '.join(key.choices)})" if key.choices else ""
+    elif key.kind == "schedule":
+        ok = isinstance(value, list) and value and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool)
+            and p[0] > 0 and isinstance(p[1], (int, float)) and p[1] > 0 for p in value)
+    else:
+        ok = isinstance(value, (int, float) if key.kind == "number" else int) and not isinstance(value, bool)
+        if ok and key.low is not None and value < key.low:
+            ok = False
+        if ok and key.high is not None and value > key.high:
+            ok = False
+        bounds = [f"at least {key.low:g}" if key.low is not None else "", f"at most {key.high:g}"
+                  if key.high is not None else ""]
+        where += (" " + " and ".join(b for b in bounds if b)) if any(bounds) else ""
+    if not ok:
+        raise ConfigError(f"{where}, not {value!r} ({key.description})")
+    return value
+
+
+def test_names():
+    """{test module file name: {test function names}} of autograder/tests/ (read, never imported)."""
+    found = {}
+    for kind in ("public", "hidden"):
+        folder = os.path.join(TESTS_DIR, kind)
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            if name.startswith("test_") and name.endswith(".py"):
+                with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                    tree = ast.parse(fh.read())
+                found[name] = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+                               and n.name.startswith("test_")}
+    return found
+
+
+def check_weights(weights, path):
+    """[weights] as {(module, test): points}.  Keys are "<test module>::<test>"; a bare test name is
+    accepted only where exactly one module has it."""
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{path}: [weights] must be a table of \"<test module>::<test>\" = points")
+    tests = test_names()
+    out = {}
+    for key, points in weights.items():
+        if not isinstance(points, (int, float)) or isinstance(points, bool) or points < 0:
+            raise ConfigError(f"{path}: weights.\"{key}\" must be a number of points, at least 0, not {points!r}")
+        module, sep, name = key.rpartition("::")
+        base = name.split("[", 1)[0]
+        if sep:
+            if module not in tests:
+                raise ConfigError(f"{path}: weights.\"{key}\": there is no test module {module}"
+                                  + _closest(module, list(tests)))
+            if base not in tests[module]:
+                raise ConfigError(f"{path}: weights.\"{key}\": {module} has no test {base}"
+                                  + _closest(base, sorted(tests[module])))
+        else:
+            matches = [m for m, names in tests.items() if base in names]
+            if not matches:
+                everything = sorted({t for names in tests.values() for t in names})
+                raise ConfigError(f"{path}: weights.\"{key}\": no test is named {base}" + _closest(base, everything))
+            if len(matches) > 1:
+                raise ConfigError(f"{path}: weights.\"{key}\" matches {len(matches)} tests: "
+                                  + ", ".join(f'"{m}::{name}"' for m in matches) + "; write the one you mean")
+            module = matches[0]
+        out[f"{module}::{name}"] = float(points)
+    return out
+
+
+def weight_of(config, module, test, default):
+    """Points of ``test`` (with any [parameters]) in ``module``: config [weights], else ``default``."""
+    weights = config["weights"]
+    for key in (f"{module}::{test}", f"{module}::{test.split('[', 1)[0]}"):
+        if key in weights:
+            return weights[key]
+    return default
+
+
 def _override(config, item, path):
     key, sep, value = item.partition("=")
     parts = key.strip().split(".")
-    if not sep or not all(parts):
+    if not sep or not all(parts) or len(parts) < 2:
         raise ConfigError(f"override {item!r}: expected section.key=value")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"override {item!r}: {value.strip()!r} is not a TOML value ({exc})") from None
+    dotted = ".".join(parts[:-1])
+    if dotted != "weights" and (dotted not in SCHEMA or parts[-1] not in SCHEMA[dotted]):
+        valid = [f"{t}.{k}" for t, keys in SCHEMA.items() for k in keys]
+        raise ConfigError(f"override {item!r}: there is no setting {key.strip()}" + _closest(key.strip(), valid))
     table = config
     for part in parts[:-1]:
-        table = table.get(part)
-        if not isinstance(table, dict):
-            raise ConfigError(f"override {item!r}: {path} has no table {key.rsplit('.', 1)[0]!r}")
-    if parts[-1] not in table:
-        raise ConfigError(f"override {item!r}: {path} has no setting {key.strip()!r}")
+        table = table.setdefault(part, {})
     table[parts[-1]] = parsed
+
+
+def describe(config):
+    """Every setting: name, value in force, description (``python -m grader.config``)."""
+    lines = []
+    for dotted, keys in SCHEMA.items():
+        lines.append(f"[{dotted}]")
+        table = _table(config, dotted)
+        for name, key in keys.items():
+            if name in table:
+                lines.append(f"  {name} = {table[name]!r:<12} {key.description}")
+    lines.append("[weights]")
+    lines += [f"  \"{k}\" = {v:g}" for k, v in config["weights"].items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    try:
+        print(describe(load(sys.argv[1] if len(sys.argv) > 1 else None)))
+    except ConfigError as exc:
+        sys.exit(f"grader.config: {exc}")

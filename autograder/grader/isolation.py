@@ -27,17 +27,19 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from types import MappingProxyType
+from typing import NamedTuple
 
 from . import reaper, resources
-from .submission import GRADED, make_scratch
+from .assignment import STEMS
+from .submission import make_scratch
 
 SLOT_DIR = "/run/nnag-slots"
-HELD_SLOTS = []                       # lock files held (open) until this process ends
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # glibc's allocator in the worker: at most two arenas, so that memory freed by one
 # thread is reused by the others.  (A fixed MALLOC_MMAP_THRESHOLD_ of 128 KB saved
 # 10 % of the worker's peak but cost the CNN's training 75 % more CPU time.)
-MALLOC_SETTINGS = {"MALLOC_ARENA_MAX": "2"}
+MALLOC_SETTINGS = MappingProxyType({"MALLOC_ARENA_MAX": "2"})
 # read and execute for the worker, besides its interpreter's own folders
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev")
 CARVE_DEPTH = 6
@@ -56,8 +58,21 @@ def landlock_wanted(config):
     return True, None
 
 
+class Slot(NamedTuple):
+    number: int
+    gid: int
+    uids: tuple
+    fd: int             # the slot's lock file, held open (locked) until release() or the process ends
+
+    def release(self):
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
 def take_slot(config):
-    """(slot, gid, [uids]) of a free slot when root, else None."""
+    """The Slot of a free slot when root, else None."""
     if os.name != "posix" or os.geteuid() != 0:
         return None
     import fcntl
@@ -89,8 +104,7 @@ def take_slot(config):
         except OSError:
             os.close(fd)
             continue
-        HELD_SLOTS.append(fd)
-        return slot, gid, uids
+        return Slot(slot, gid, tuple(uids), fd)
     raise IsolationError(f"all {g['worker_slots']} worker slots in {folder} are taken by other graders "
                          "(or hold uids with accounts); raise config grading.worker_slots or run fewer graders")
 
@@ -123,7 +137,7 @@ class Isolation:
         self.slot = take_slot(config)
         self.gid = self.slot[1] if self.slot else None
         spare = list(self.slot[2]) if self.slot else []
-        self.uids = {stem: spare.pop(0) for stem in GRADED} if self.slot else {}
+        self.uids = {stem: spare.pop(0) for stem in STEMS} if self.slot else {}
         self.spares = spare
         self.retired = []                             # (stem, uid, why)
         self.threads, self.threads_why = resources.worker_threads(config["grading"].get("worker_threads", 0))
@@ -240,6 +254,11 @@ class Isolation:
                 layers.append("Landlock: no TCP bind or connect")
             report["network"] = " + ".join(layers) or "open: no seccomp filter and no Landlock network rules"
             self.reports[stem] = report
+
+    def release(self):
+        """Give the slot back (its uids' processes were killed when each worker stopped)."""
+        if self.slot:
+            self.slot.release()
 
     def describe(self):
         """results.json extra_data["isolation"]: the layers that were active, per file where they differ."""

@@ -23,9 +23,10 @@ import ctypes
 import os
 import platform
 import struct
+from types import MappingProxyType
 
 # system call numbers (the same on every architecture that uses the generic table, and on x86-64)
-SYSCALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446), "riscv64": (444, 445, 446)}
+SYSCALLS = MappingProxyType({"x86_64": (444, 445, 446), "aarch64": (444, 445, 446), "riscv64": (444, 445, 446)})
 CREATE_RULESET_VERSION = 1
 RULE_PATH_BENEATH = 1
 O_PATH = getattr(os, "O_PATH", 0o10000000)

@@ -8,11 +8,12 @@ its own.
 """
 import json
 import struct
+from types import MappingProxyType
 
 import numpy as np
 
-ALLOWED_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                  "float16", "float32", "float64"}
+ALLOWED_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                            "float16", "float32", "float64"})
 MAX_MESSAGE = 1 << 31  # bytes; a larger frame is a protocol error
 MAX_HEADER = 1 << 20   # bytes of JSON in a reply the grader reads (arrays travel as raw bytes, apart)
 MAX_ARRAYS = 4096      # arrays in one message
@@ -30,7 +31,8 @@ TORCH = "__torch__"      # {TORCH: array, "dtype": torch dtype name}: a tensor's
 OBJECT = "__object__"    # {OBJECT: type name}: something that is not plain data
 FIGURE = "__figure__"    # {FIGURE: [axes]}: a matplotlib figure described (titles, labels, lines)
 AXES = "__axes__"        # {AXES: axes}: one matplotlib Axes described
-REPLY_MARKERS = {TORCH: "a tensor", OBJECT: "an object", FIGURE: "a figure", AXES: "an Axes"}
+REPLY_MARKERS = MappingProxyType({TORCH: "a tensor", OBJECT: "an object", FIGURE: "a figure",
+                                  AXES: "an Axes"})
 
 
 def marker_of(value):

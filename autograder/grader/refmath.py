@@ -5,6 +5,8 @@ never depends on the student's code beyond the values it returned.
 """
 import numpy as np
 
+from .assignment import CNN
+
 
 def relu(z):
     return np.maximum(np.asarray(z, dtype=np.float64), 0.0)
@@ -73,21 +75,26 @@ def accuracy(predicted, labels):
     return float(np.mean(np.asarray(predicted) == np.asarray(labels)))
 
 
-# The assignment CNN in numpy: 4 x [Conv3x3(pad 1), ReLU, MaxPool2, BatchNorm (eval), Dropout (identity)],
-# Flatten, Linear(256, 128), ReLU, Linear(128, classes).  state_dict indices: conv 0/5/10/15,
-# BatchNorm 3/8/13/18, Linear 21 and 23.
-CNN_CHANNELS = (1, 32, 64, 128, 256)
+# The assignment CNN (assignment.CNN) in numpy.  state_dict indices: block i's Conv2d is 5 * i and its
+# BatchNorm2d 5 * i + 3; after the blocks, Flatten, then the two Linear layers.
+def cnn_layer_indices():
+    """([(conv, batchnorm) state_dict index of each block], first Linear, second Linear)."""
+    n = len(CNN.block)
+    blocks = [(n * i, n * i + CNN.block.index("BatchNorm2d")) for i in range(len(CNN.channels) - 1)]
+    first = n * len(blocks) + 1                               # after Flatten
+    return blocks, first, first + 2
 
 
-def cnn_state_shapes(num_classes=10):
+def cnn_state_shapes(num_classes=CNN.classes):
     shapes = {}
-    for i, (c_in, c_out) in enumerate(zip(CNN_CHANNELS[:-1], CNN_CHANNELS[1:])):
-        conv, bn = 5 * i, 5 * i + 3
-        shapes.update({f"{conv}.weight": (c_out, c_in, 3, 3), f"{conv}.bias": (c_out,), f"{bn}.weight": (c_out,),
+    k = CNN.kernel
+    blocks, first, second = cnn_layer_indices()
+    for (conv, bn), c_in, c_out in zip(blocks, CNN.channels[:-1], CNN.channels[1:]):
+        shapes.update({f"{conv}.weight": (c_out, c_in, k, k), f"{conv}.bias": (c_out,), f"{bn}.weight": (c_out,),
                        f"{bn}.bias": (c_out,), f"{bn}.running_mean": (c_out,), f"{bn}.running_var": (c_out,),
                        f"{bn}.num_batches_tracked": ()})
-    shapes.update({"21.weight": (128, 256), "21.bias": (128,), "23.weight": (num_classes, 128),
-                   "23.bias": (num_classes,)})
+    shapes.update({f"{first}.weight": (CNN.hidden, CNN.channels[-1]), f"{first}.bias": (CNN.hidden,),
+                   f"{second}.weight": (num_classes, CNN.hidden), f"{second}.bias": (num_classes,)})
     return shapes
 
 
@@ -106,7 +113,7 @@ def _maxpool2(x):
     return x[:, :, :2 * h2, :2 * w2].reshape(n, c, h2, 2, w2, 2).max(axis=(3, 5))
 
 
-def cnn_logits(state, X_uint8, num_classes=10, chunk=50):
+def cnn_logits(state, X_uint8, num_classes=CNN.classes, chunk=50):
     """Evaluation-mode logits (N, classes) of the assignment CNN with ``state`` (a state_dict of arrays).
     Raises ValueError when the state_dict does not fit the architecture."""
     expected = cnn_state_shapes(num_classes)
@@ -116,17 +123,17 @@ def cnn_logits(state, X_uint8, num_classes=10, chunk=50):
         raise ValueError("the trained model's state_dict does not match the assignment's architecture "
                          f"(missing {missing[:4]}, unexpected {extra[:4]}, wrong shapes {wrong[:4]})")
     p = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+    blocks, first, second = cnn_layer_indices()
     out = []
     for s in range(0, X_uint8.shape[0], chunk):
         x = (X_uint8[s:s + chunk].astype(np.float32) / 255.0)[:, None]                   # (n, 1, 28, 28)
-        for i in range(4):
-            conv, bn = 5 * i, 5 * i + 3
+        for conv, bn in blocks:                       # the 3x3 convolution and 2x2 pooling of assignment.CNN
             x = _maxpool2(np.maximum(_conv3x3(x, p[f"{conv}.weight"], p[f"{conv}.bias"]), 0))
             scale = p[f"{bn}.weight"] / np.sqrt(p[f"{bn}.running_var"] + 1e-5)
             x = (x - p[f"{bn}.running_mean"][:, None, None]) * scale[:, None, None] + p[f"{bn}.bias"][:, None, None]
         x = x.reshape(x.shape[0], -1)                                                     # (n, 256)
-        h = np.maximum(x @ p["21.weight"].T + p["21.bias"], 0)
-        out.append(h @ p["23.weight"].T + p["23.bias"])
+        h = np.maximum(x @ p[f"{first}.weight"].T + p[f"{first}.bias"], 0)
+        out.append(h @ p[f"{second}.weight"].T + p[f"{second}.bias"])
     return np.concatenate(out).astype(np.float64)
 
 

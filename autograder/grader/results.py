@@ -35,16 +35,27 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 FORMATS = ("text", "html", "simple_format", "md", "ansi")
 ORDERS = ("asc", "desc")
 # every key the specification allows, at the top level, in a test and in a leaderboard entry
-TOP_KEYS = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
-            "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
-TEST_KEYS = {"score", "max_score", "status", "name", "name_format", "number", "output", "output_format", "tags",
-             "visibility", "extra_data"}
-LEADERBOARD_KEYS = {"name", "value", "order"}
+TOP_KEYS = frozenset({"score", "execution_time", "output", "output_format", "test_output_format",
+                      "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"})
+TEST_KEYS = frozenset({"score", "max_score", "status", "name", "name_format", "number", "output", "output_format",
+                       "tags", "visibility", "extra_data"})
+LEADERBOARD_KEYS = frozenset({"name", "value", "order"})
 # what our own build()/initial() always write (the specification requires none of it)
-OWN_TOP_KEYS = {"score", "execution_time", "output", "output_format", "visibility", "stdout_visibility", "tests"}
-OWN_TEST_KEYS = {"name", "number", "score", "max_score", "status", "output", "visibility", "tags"}
+OWN_TOP_KEYS = frozenset({"score", "execution_time", "output", "output_format", "visibility", "stdout_visibility",
+                          "tests"})
+OWN_TEST_KEYS = frozenset({"name", "number", "score", "max_score", "status", "output", "visibility", "tags"})
 
-# the 0-point, hidden test that lists limits hit and refused actions (run.instructor_report)
+MD_SPECIAL = re.compile(r"([\\`*_\[\]!|#~])")
+
+
+def md_escape(text):
+    """Text shown as markdown exactly as written: a message that quotes the student's own text (an
+    exception, a name) cannot add links, images, HTML or table rows to the rendered output."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")   # HTML: entities in every renderer
+    return MD_SPECIAL.sub(r"\\\1", text)
+
+
+# the 0-point, hidden test that lists limits hit and refused actions (GradingRun.instructor_report)
 REPORT_NAME = "Instructor report: limits and forbidden actions"
 
 OUTPUT_CAP = 8 * 1024        # characters kept of one test's output

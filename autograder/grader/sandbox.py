@@ -26,6 +26,7 @@ import platform
 import struct
 import sys
 import threading
+from types import MappingProxyType
 
 try:
     import resource
@@ -74,11 +75,12 @@ SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 EPERM, ENOSYS = 1, 38
 # machine -> (audit arch, socket, [system calls that fail with an error], checks x32)
-ARCHES = {
-    "x86_64": (0xC000003E, 41, {101: EPERM, 310: EPERM, 311: EPERM, 425: ENOSYS, 426: ENOSYS, 427: ENOSYS}, True),
-    "aarch64": (0xC00000B7, 198, {117: EPERM, 270: EPERM, 271: EPERM, 425: ENOSYS, 426: ENOSYS, 427: ENOSYS},
-                False),
-}
+ARCHES = MappingProxyType({
+    "x86_64": (0xC000003E, 41, MappingProxyType({101: EPERM, 310: EPERM, 311: EPERM, 425: ENOSYS, 426: ENOSYS,
+                                                 427: ENOSYS}), True),
+    "aarch64": (0xC00000B7, 198, MappingProxyType({117: EPERM, 270: EPERM, 271: EPERM, 425: ENOSYS, 426: ENOSYS,
+                                                   427: ENOSYS}), False),
+})
 LD_W_ABS, JEQ_K, JGE_K, RET_K = 0x20, 0x15, 0x35, 0x06
 
 
@@ -149,13 +151,15 @@ def block_network():
 
 # -- 3. audit hook -------------------------------------------------------------------------------
 
-REPORTED = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
-            "os.kill", "os.killpg", "signal.pthread_kill", "gc.get_objects", "gc.get_referrers",
-            "gc.get_referents", "sys._getframe", "sys._current_frames", "ctypes.dlopen", "ctypes.call_function",
-            "sys.addaudithook", "sys.setprofile", "sys.settrace", "import", "os.setuid"}
-REPORTED_IMPORTS = {"ctypes", "_ctypes", "gc", "inspect", "socket", "_socket", "subprocess", "signal", "atexit",
-                    "_thread", "threading", "multiprocessing", "pty", "resource", "mmap", "_pytest", "pytest",
-                    "unittest", "grader", "protocol", "worker", "sandbox"}
+REPORTED = frozenset({
+    "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "os.kill",
+    "os.killpg", "signal.pthread_kill", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._getframe",
+    "sys._current_frames", "ctypes.dlopen", "ctypes.call_function", "sys.addaudithook", "sys.setprofile",
+    "sys.settrace", "import", "os.setuid"})
+REPORTED_IMPORTS = frozenset({
+    "ctypes", "_ctypes", "gc", "inspect", "socket", "_socket", "subprocess", "signal", "atexit", "_thread",
+    "threading", "multiprocessing", "pty", "resource", "mmap", "_pytest", "pytest", "unittest", "grader",
+    "protocol", "worker", "sandbox"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 

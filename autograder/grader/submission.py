@@ -1,22 +1,15 @@
 """Find the expected files anywhere in an upload and copy them into scratch folders.
 
-Only names on the allowlist are copied (case-insensitive match, any folder
+Only the assignment's upload names (assignment.py) are copied (case-insensitive match, any folder
 depth).  Symbolic links are ignored.  Nothing else from the upload is ever
 placed where Python could load it.
 """
 import os
 import shutil
 
-# graded file stem -> the files its worker gets (the first is the code)
-ALLOWLIST = {
-    "numpy_ann": ("numpy_ann.py",),
-    "pytorch_ann": ("pytorch_ann.py", "pytorch_ann_train_val_metrics.png"),
-    "pytorch_cnn": ("pytorch_cnn.py", "pytorch_cnn_train_val_metrics.png"),
-    "fashionmnist": ("fashionmnist.py", "fmnist.pth", "fmnist_training_loss.png",
-                     "fmnist_misclassified.png", "fmnist_correct.png"),
-}
-GRADED = tuple(ALLOWLIST)
-ALL_NAMES = {name for names in ALLOWLIST.values() for name in names}
+from . import assignment
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def find_files(upload):
@@ -27,7 +20,7 @@ def find_files(upload):
                              and d not in ("__MACOSX", "__pycache__"))
         for name in filenames:
             path = os.path.join(dirpath, name)
-            if name.lower() in ALL_NAMES and os.path.isfile(path) and not os.path.islink(path):
+            if name.lower() in assignment.UPLOADS and os.path.isfile(path) and not os.path.islink(path):
                 candidates.setdefault(name.lower(), []).append(path)
     found, warnings = {}, []
     for name, paths in sorted(candidates.items()):
@@ -43,24 +36,26 @@ def find_files(upload):
 
 
 # Names that would change how Python or pytest starts if they were ever loaded.
-# None of them is copied (only ALLOWLIST names are); they are listed for the
+# None of them is copied (only the assignment's upload names are); they are listed for the
 # instructor because shipping them is a sign of an attempt.
-SUSPICIOUS = {"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py",
-              "sitecustomize.py", "usercustomize.py", "numpy.py", "torch.py", "pytest.py", "_pytest.py",
-              "results.json", "grader.py", "run_autograder", "setup.sh", "config.toml"}
-GRADER_MODULES = {"checks.py", "client.py", "config.py", "isolation.py", "landlock.py", "reaper.py", "plugin.py",
-                  "protocol.py", "refmath.py", "results.py",
-                  "run.py", "sandbox.py", "session.py", "submission.py", "worker.py"}
+SUSPICIOUS = frozenset({"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py",
+                        "sitecustomize.py", "usercustomize.py", "numpy.py", "torch.py", "pytest.py", "_pytest.py",
+                        "results.json", "grader.py", "run_autograder", "setup.sh", "config.toml"})
+
+
+def grader_modules():
+    """The grader package's module file names (an upload shipping one is suspicious)."""
+    return frozenset(name for name in os.listdir(PACKAGE_DIR) if name.endswith(".py"))
 
 
 def suspicious_files(upload):
     """Relative paths of uploaded files whose names suggest an attempt to change the grader."""
-    hits = []
+    hits, modules = [], grader_modules()
     for dirpath, dirnames, filenames in os.walk(upload, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
             low = name.lower()
-            if low in SUSPICIOUS or low in GRADER_MODULES or (low.endswith(".pth") and low not in ALL_NAMES):
+            if low in SUSPICIOUS or low in modules or (low.endswith(".pth") and low not in assignment.UPLOADS):
                 hits.append(os.path.relpath(os.path.join(dirpath, name), upload))
     return hits
 
@@ -82,8 +77,8 @@ def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
     scratch = os.path.join(base, stem)
     os.makedirs(scratch)
     notes = []
-    shutil.copy(utils_path, os.path.join(scratch, "utils.py"))
-    for name in ALLOWLIST[stem]:
+    shutil.copy(utils_path, os.path.join(scratch, assignment.UTILS))
+    for name in assignment.file_of(stem).uploads:
         if name in found:
             limit = size_limits.get(name, size_limits["default"])
             if not copy_capped(found[name], os.path.join(scratch, name), limit):

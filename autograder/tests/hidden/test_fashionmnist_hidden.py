@@ -3,23 +3,19 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import GradeFailure, as_labels, check_png, check_prediction_mode, check_threshold, fail
-from grader.plugin import class_feedback, instructor_note, leaderboard, note
+from grader.assignment import file_of
+from grader.checks import GradeFailure, as_labels, check_png, check_prediction_mode, fail
 from grader.session import data, tensor
 
-WEIGHTS = "fmnist.pth"
-# the figures the assignment asks for, and what each must show (graded by hand)
-FIGURES = {
-    "fmnist_training_loss.png": "the training-loss plot of your model",
-    "fmnist_misclassified.png": "one misclassified test image, titled with its predicted and true class names",
-    "fmnist_correct.png": "one correctly classified test image, titled with its predicted and true class names",
-}
+FILE = file_of("fashionmnist")
+WEIGHTS = FILE.weights[0]        # fmnist.pth
+FIGURES = FILE.figures           # the figures it ships, and what each must show (graded by hand)
 
 
 @pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
-def test_accuracy_threshold(fashionmnist, fmnist_data, config):
+def test_accuracy_threshold(fashionmnist, fmnist_data, config, feedback):
     """fashionmnist: fmnist.pth reaches the accuracy threshold on the test set (grader-computed)"""
     if fashionmnist.path(WEIGHTS) is None:
         fail(f"{WEIGHTS} was not found in your submission (or exceeds the size limit)")
@@ -30,7 +26,8 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config):
     model.set_mode(False)
     limit = config["time_limits"]["evaluate_fashionmnist"]
 
-    chunk = config["budget"]["fashionmnist"]["chunk"]
+    budget = config["budget"]["fashionmnist"]
+    chunk = budget["chunk"]
 
     def labels_for(images):
         labels = []
@@ -43,19 +40,17 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config):
 
     # evaluated on test images with a little random noise: answers looked up
     # from the exact test images do not help (README: residual risks)
-    noisy = labels_for(refmath.perturb_images(X_test[:m]))
-    acc = refmath.accuracy(noisy, y_test[:m])
-    class_feedback(noisy, y_test[:m])
+    noisy = labels_for(refmath.perturb_images(X_test[:m], amount=budget["noise"]))
     k = min(m, 2000)
     exact = refmath.accuracy(labels_for(X_test[:k]), y_test[:k])
     noisy_k = refmath.accuracy(noisy[:k], y_test[:k])
-    if exact - noisy_k > 0.15:
-        instructor_note(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {noisy_k:.3f} on noisy "
+    if exact - noisy_k > config["cutoffs"]["lookup_gap"]:
+        feedback.instructor(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {noisy_k:.3f} on noisy "
                         "copies of them: the model may be looking answers up")
-    leaderboard("Accuracy", round(acc, 4))
-    note(check_threshold(acc, config["thresholds"]["fashionmnist"], "fashionmnist", config,
-                         f"{WEIGHTS} evaluated by the grader on {m} test images, each with random noise of "
-                         "at most 3 grey levels per pixel"))
+    acc = feedback.accuracy("fashionmnist", noisy, y_test[:m], "fashionmnist",
+                            f"{WEIGHTS} evaluated by the grader on {m} test images, each with random noise of "
+                            f"at most {budget['noise']} grey levels per pixel")
+    feedback.leaderboard("Accuracy", round(acc, 4))
 
 
 def test_predict_switches_to_evaluation_mode_without_gradients(fashionmnist, fmnist_data):

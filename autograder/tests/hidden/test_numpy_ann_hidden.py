@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.plugin import class_feedback, instructor_note, note
-from grader.checks import GradeFailure, as_array, assert_close, check_threshold, describe_input, fail
+from grader.checks import GradeFailure, as_array, assert_close, describe_input, fail
 from grader.session import data, onehot
 
 SIZES = [(3, 5, 2, 4), (8, 6, 4, 7), (20, 16, 10, 9)]   # (input, hidden, output, N)
@@ -145,7 +144,7 @@ def test_predict_leaves_stored_activations_alone(numpy_ann):
 @pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
-def test_accuracy_threshold(numpy_ann, fmnist_data, config):
+def test_accuracy_threshold(numpy_ann, fmnist_data, config, feedback):
     """NumpyANN reaches the accuracy threshold on Fashion-MNIST (grader-computed)"""
     b = config["budget"]["numpy_ann"]
     X_train, y_train, X_test, y_test = fmnist_data
@@ -153,8 +152,9 @@ def test_accuracy_threshold(numpy_ann, fmnist_data, config):
     numpy_ann.seed(b["seed"])
     ann = numpy_ann.new("NumpyANN", 784, b["hidden_size"], 10, b["lr"], random_seed=b["seed"])
     X = data(X_train[:n], "float64", 1 / 255, (n, 784))
-    Xv = data(X_train[-1000:], "float64", 1 / 255, (1000, 784))
-    ann.call("train", X, onehot(y_train[:n]), Xv, onehot(y_train[-1000:]), epochs=b["epochs"],
+    v = b["val_images"]
+    Xv = data(X_train[-v:], "float64", 1 / 255, (v, 784))
+    ann.call("train", X, onehot(y_train[:n]), Xv, onehot(y_train[-v:]), epochs=b["epochs"],
              batch_size=b["batch_size"], timeout=config["time_limits"]["train_numpy_ann"])
     params = {}
     for name, shape in (("W1", (784, b["hidden_size"])), ("b1", (1, b["hidden_size"])),
@@ -162,14 +162,12 @@ def test_accuracy_threshold(numpy_ann, fmnist_data, config):
         params[name] = as_array(ann.get(name), f"trained {name}", shape=shape)
     m = b["test_images"]
     probs = refmath.in_chunks(lambda x: refmath.ann_forward(params, x)[3], X_test[:m])
-    acc = refmath.accuracy(probs.argmax(axis=1), y_test[:m])
-    class_feedback(probs.argmax(axis=1), y_test[:m])
-    check_predict_agrees(ann, probs[:1000].argmax(axis=1), X_test[:1000])
-    note(check_threshold(acc, config["thresholds"]["numpy_ann"], "NumpyANN", config,
-                         f"trained on {n} images for {b['epochs']} epochs, evaluated by the grader on {m} test images"))
+    check_predict_agrees(ann, probs[:1000].argmax(axis=1), X_test[:1000], config, feedback)
+    feedback.accuracy("numpy_ann", probs.argmax(axis=1), y_test[:m], "NumpyANN",
+                      f"trained on {n} images for {b['epochs']} epochs, evaluated by the grader on {m} test images")
 
 
-def check_predict_agrees(ann, grader_labels, images):
+def check_predict_agrees(ann, grader_labels, images, config, feedback):
     """Instructor report only: the student's predict() should agree with the grader's own
     predictions from the trained weights; if not, it may be looking answers up."""
     n = len(images)
@@ -178,6 +176,6 @@ def check_predict_agrees(ann, grader_labels, images):
     except GradeFailure:
         return
     agree = float(np.mean(got.argmax(axis=1) == grader_labels))
-    if agree < 0.9:
-        instructor_note(f"numpy_ann: predict() agrees with the trained weights' predictions on only {agree:.0%} "
+    if agree < config["cutoffs"]["numpy_predict_agreement"]:
+        feedback.instructor(f"numpy_ann: predict() agrees with the trained weights' predictions on only {agree:.0%} "
                         f"of {n} test images")

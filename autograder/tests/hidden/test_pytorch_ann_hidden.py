@@ -3,9 +3,7 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import (as_array, as_labels, assert_close, check_metrics, check_prediction_mode,
-                           check_threshold, fail)
-from grader.plugin import class_feedback, note
+from grader.checks import as_array, as_labels, assert_close, check_metrics, check_prediction_mode, fail
 from grader.session import data, onehot, tensor
 
 
@@ -112,7 +110,7 @@ def train_main_config(pytorch_ann, fmnist_data, config, n, schedule, seed=42):
 @pytest.mark.training
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
-def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
+def test_accuracy_threshold(pytorch_ann, fmnist_data, config, feedback):
     """PyTorchANN reaches the accuracy threshold on Fashion-MNIST (grader-computed)"""
     b = config["budget"]["pytorch_ann"]
     net = train_main_config(pytorch_ann, fmnist_data, config, b["train_images"], b["schedule"], b["seed"])
@@ -123,11 +121,9 @@ def test_accuracy_threshold(pytorch_ann, fmnist_data, config):
     _, _, X_test, y_test = fmnist_data
     m = b["test_images"]
     logits = refmath.in_chunks(lambda x: refmath.linear_relu_linear_logits(state, x), X_test[:m])
-    acc = refmath.accuracy(logits.argmax(axis=1), y_test[:m])
-    class_feedback(logits.argmax(axis=1), y_test[:m])
-    note(check_threshold(acc, config["thresholds"]["pytorch_ann"], "PyTorchANN", config,
-                         f"trained on {b['train_images']} images, (epochs, learning rate) {b['schedule']}, "
-                         f"evaluated by the grader on {m} test images"))
+    feedback.accuracy("pytorch_ann", logits.argmax(axis=1), y_test[:m], "PyTorchANN",
+                      f"trained on {b['train_images']} images, (epochs, learning rate) {b['schedule']}, "
+                      f"evaluated by the grader on {m} test images")
 
 
 @pytest.mark.training

@@ -2,21 +2,24 @@
 import numpy as np
 import pytest
 
+from grader.assignment import CNN
 from grader.checks import as_array, as_labels, check_metrics, check_plot_and_judgement, fail
 from grader.session import onehot, tensor
 
 PARAMETERS = 422_986
 
 
-def expected_layers(num_classes=10):
+def expected_layers(num_classes=CNN.classes):
+    """The layer sequence of assignment.CNN, as the worker describes layers."""
     layers = []
-    for c_in, c_out in zip([1, 32, 64, 128], [32, 64, 128, 256]):
-        layers += [("Conv2d", {"in_channels": c_in, "out_channels": c_out, "kernel_size": [3, 3],
-                               "stride": [1, 1], "padding": [1, 1]}),
-                   ("ReLU", {}), ("MaxPool2d", {"kernel_size": 2}), ("BatchNorm2d", {"num_features": c_out}),
-                   ("Dropout", {"p": 0.3})]
-    layers += [("Flatten", {}), ("Linear", {"in_features": 256, "out_features": 128}), ("ReLU", {}),
-               ("Linear", {"in_features": 128, "out_features": num_classes})]
+    k = CNN.kernel
+    for c_in, c_out in zip(CNN.channels[:-1], CNN.channels[1:]):
+        layers += [("Conv2d", {"in_channels": c_in, "out_channels": c_out, "kernel_size": [k, k],
+                               "stride": [1, 1], "padding": [k // 2, k // 2]}),
+                   ("ReLU", {}), ("MaxPool2d", {"kernel_size": CNN.pool}), ("BatchNorm2d", {"num_features": c_out}),
+                   ("Dropout", {"p": CNN.dropout})]
+    layers += [("Flatten", {}), ("Linear", {"in_features": CNN.channels[-1], "out_features": CNN.hidden}),
+               ("ReLU", {}), ("Linear", {"in_features": CNN.hidden, "out_features": num_classes})]
     return layers
 
 
