@@ -161,7 +161,7 @@ def slot():
 
 @root_only
 def test_a_zombie_leader_with_live_threads_is_found_and_killed(slot):
-    _, gid, uids = slot
+    gid, uids = slot.gid, slot.uids
     uid = uids[-1]
     proc = subprocess.Popen([PYTHON, "-I", "-c", ZOMBIE_LEADER], user=uid, group=gid, extra_groups=[],
                             stdout=subprocess.PIPE, text=True, cwd="/", start_new_session=True)

@@ -170,7 +170,6 @@ class GradingRun:
         self.internal_errors = []
         self.cleanup_notes = []
         self.left_out = 0
-        self.current = None          # nodeid of the running test
         self.active_file = None      # stem of the running test's file
         self.requests_at_start = 0
         self.summary = {}            # run-wide extra_data
@@ -406,7 +405,6 @@ class GradingRun:
             items[:] = keep
 
     def pytest_runtest_setup(self, item):
-        self.current = item.nodeid
         stem = file_of(item)
         previous, self.active_file = self.active_file, stem
         if previous and previous != stem:
