@@ -1,5 +1,5 @@
 with open("__CANARY__/log", "a") as _log:
-    _log.write("LOADED plugin.py\n")
+    _log.write("LOADED grading.py\n")
 import pytest  # a conftest would try to force every test to pass
 
 
