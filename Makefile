@@ -75,15 +75,17 @@ gradescope-sim: autograder
 	$(PY) tools/gradescope_sim.py --tier $(TIER) --submission "$(SUBMISSION)" --timeout $(TIMEOUT) \
 	    $(if $(MEMORY_MB),--memory-mb $(MEMORY_MB)) --json build/sim/$(TIER)$(if $(MEMORY_MB),-$(MEMORY_MB)MB).json
 
-# Throughput of make grade-all on 20 mixed submissions, JOBS=1 and JOBS=2 (about 30 minutes).
+# Throughput and peak memory per worker of make grade-all on 12 mixed submissions, on local Dask clusters of
+# 1, 2 and 4 workers (about 45 minutes on 2 cores).
 bench-batch: setup
 	$(PY) tools/bench_batch.py
 
-# Grade a Gradescope export: make grade-all SUBMISSIONS=<dir> [JOBS=n] [FORCE=1]
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# Grade a Gradescope export on Dask: make grade-all SUBMISSIONS=<dir> [WORKERS=n | SCHEDULER=tcp://host:8786 |
+# JOBS=n (threads, no Dask)] [FORCE=1].  Default: a local cluster sized from the cores and the memory.
 grade-all: setup
 	@test -n "$(SUBMISSIONS)" || { echo "grade-all: set SUBMISSIONS=<unzipped Gradescope export>"; exit 2; }
-	$(PY) tools/grade_all.py "$(SUBMISSIONS)" --jobs $(JOBS) $(if $(FORCE),--force)
+	$(PY) tools/grade_all.py "$(SUBMISSIONS)" $(if $(WORKERS),--workers $(WORKERS)) \
+	    $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
 # Score changes between two grade-all CSVs: make compare OLD=<csv> NEW=<csv>
 compare: $(STAMP)

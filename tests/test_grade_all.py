@@ -3,7 +3,11 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
+
+import pytest
 
 from conftest import HANDOUT, PYTHON, ROOT, SOLUTION
 
@@ -40,8 +44,8 @@ def workers():
     return sum("runtime/worker.py" in line for line in out.splitlines())
 
 
-def grade_all(export, out, *extra):
-    cmd = [PYTHON, os.path.join(ROOT, "tools", "grade_all.py"), str(export), "--out", str(out), "--jobs", "2",
+def grade_all(export, out, *extra, where=("--jobs", "2")):
+    cmd = [PYTHON, os.path.join(ROOT, "tools", "grade_all.py"), str(export), "--out", str(out), *where,
            "--timeout", "25", "--grader-arg=--files=numpy_ann", "--grader-arg=--tests=public", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -106,3 +110,102 @@ def test_grade_all_export_resume_and_compare(tmp_path):
     assert compare.returncode == 0
     assert "1 submission(s) changed" in compare.stdout
     assert f"submission_2: total 0 -> {full:g} +{full:g}" in compare.stdout
+
+
+def small_export(tmp_path, sources):
+    """An export of one submission per numpy_ann.py source (text, or a path to copy)."""
+    export = tmp_path / "export"
+    for i, source in enumerate(sources, 1):
+        folder = export / f"submission_{i}"
+        folder.mkdir(parents=True)
+        if os.path.isfile(source):
+            shutil.copy(source, folder / "numpy_ann.py")
+        else:
+            (folder / "numpy_ann.py").write_text(source)
+    (export / "submission_metadata.yml").write_text(METADATA)
+    os.chmod(tmp_path, 0o755)
+    return export
+
+
+def without_run_times(out):
+    """The newest CSV with its wall-time cells blanked, and the summary without the slowest-submissions times:
+    the only parts that measure the run rather than the results."""
+    path, _ = newest_csv(out)
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    wall = rows[0].index("wall_time_s")
+    table = [r[:wall] + [""] + r[wall + 1:] for r in rows]
+    text = (out / path.name.replace("grades-", "summary-").replace(".csv", ".txt")).read_text()
+    summary = [line for line in text.splitlines() if not line.startswith("  ") or " s  submission_" not in line]
+    return table, summary
+
+
+def test_a_local_dask_cluster_grades_the_same_as_one_process(tmp_path):
+    """Two Dask workers and one grading thread give the same CSV and summary (run times aside)."""
+    export = small_export(tmp_path, [os.path.join(SOLUTION, "numpy_ann.py"), os.path.join(HANDOUT, "numpy_ann.py"),
+                                     "import os\nos._exit(3)\n"])
+    grade_all(export, tmp_path / "one", where=("--jobs", "1"))
+    proc = grade_all(export, tmp_path / "dask", where=("--workers", "2"))
+    assert "Dask dashboard at http://127.0.0.1:" in proc.stderr and "(2 workers)" in proc.stderr
+    assert "3 done, 0 running, 0 failed" in proc.stderr
+    one, dask = without_run_times(tmp_path / "one"), without_run_times(tmp_path / "dask")
+    assert dask == one
+    assert [r[-4] for r in one[0][1:]] == ["graded"] * 3 and float(one[0][1][one[0][0].index("total")]) > 0
+
+
+def grader_pids(marker):
+    """{pid: parent pid} of the grader processes whose command line contains ``marker`` (read from /proc:
+    ps cuts long command lines when it has no terminal)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if "grader.run" in args and marker in args:
+            found[int(pid)] = parent
+    return found
+
+
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_killed_dask_worker_loses_nothing(tmp_path, kills):
+    """The Dask worker grading submission_2 is killed (SIGKILL) mid-task: once, the task is retried and graded;
+    twice, the row says grader-failure with the reason.  The other submissions are graded either way, and no
+    grader outlives its worker."""
+    with open(os.path.join(SOLUTION, "numpy_ann.py")) as fh:
+        slow = fh.read() + "\nimport time as _t\n_t.sleep(6)   # a window to kill its worker in\n"
+    export = small_export(tmp_path, [slow] * 3)
+    out = tmp_path / "grades"
+    cmd = [PYTHON, os.path.join(ROOT, "tools", "grade_all.py"), str(export), "--out", str(out), "--workers", "2",
+           "--timeout", "120", "--grader-arg=--files=numpy_ann", "--grader-arg=--tests=public"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    target = str(export / "submission_2")
+    killed = set()
+    deadline = time.time() + 300
+    while len(killed) < kills and proc.poll() is None and time.time() < deadline:
+        for pid, parent in grader_pids(target + " ").items():
+            if pid not in killed:
+                time.sleep(1)                        # mid-task: the grader has started its worker
+                os.kill(parent, signal.SIGKILL)      # the Dask worker process that runs the task
+                killed.add(pid)
+                break
+        time.sleep(0.1)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert len(killed) == kills
+    _, rows = newest_csv(out)
+    attempts = (out / "results" / "submission_2.attempts").read_text().splitlines()
+    assert len(attempts) == 2                        # the first try and the one retry
+    for sid in ("submission_1", "submission_3"):
+        assert rows[sid]["status"] == "graded" and float(rows[sid]["total"]) > 0
+    if kills == 1:
+        assert rows["submission_2"]["status"] == "graded"
+        assert rows["submission_2"]["total"] == rows["submission_1"]["total"]
+    else:
+        assert rows["submission_2"]["status"] == "grader-failure" and rows["submission_2"]["total"] == ""
+        assert "submission_2: grader-failure: its Dask worker died twice" in stdout
+    time.sleep(2)
+    assert grader_pids(str(export)) == {}            # the killed workers' graders stopped too

@@ -1,11 +1,13 @@
-"""Batch benchmark: grade 20 submissions (correct, buggy, broken) with JOBS=1 and JOBS=2.
+"""Batch benchmark: grade-all on a local Dask cluster of 1, 2 and 4 workers.
 
-    python tools/bench_batch.py [--count 20]
+    python tools/bench_batch.py [--count 12] [--workers 1,2,4]
 
-Builds a Gradescope-style export from the reference, seeded bugs from
-tests/mutants/, files that crash or hang in train() and files broken at import, runs tools/grade_all.py on it with --jobs 1
-and --jobs 2 (--force), prints wall time, throughput and the speed-up, and
-checks each run's CSV (statuses; correct ones full marks, the others fewer).
+Builds a Gradescope-style export from the reference, seeded bugs from tests/mutants/,
+files that crash or hang in train() and files broken at import, grades it with
+tools/grade_all.py --workers N --force for each N, and prints wall time, submissions per
+hour, the speed-up and the peak memory of one worker (a Dask worker process with the
+grader it runs and that grader's workers, sampled every 0.2 s from /proc).  Checks each
+run's CSV (statuses; correct ones full marks, the others fewer).  Linux only.
 """
 import argparse
 import csv
@@ -13,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -70,28 +73,75 @@ def check_csv(out, kinds):
     return problems
 
 
+def process_table():
+    """{pid: (parent pid, RSS kB, command line)} of every process, from /proc."""
+    table = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/status") as fh:
+                rss = next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        table[int(pid)] = (parent, rss, args)
+    return table
+
+
+class WorkerMemory(threading.Thread):
+    """Peak RSS (MB) of one Dask worker at a time: the worker process, the grader it runs and everything below."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak_mb, self.stop = 0.0, threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.2):
+            table = process_table()
+            children = {}
+            for pid, (parent, _, _) in table.items():
+                children.setdefault(parent, []).append(pid)
+
+            def tree(pid):
+                return table[pid][1] + sum(tree(c) for c in children.get(pid, []))
+
+            for pid, (parent, _, args) in table.items():
+                if "grader.run" in args and parent in table:          # the grader's parent: its Dask worker
+                    self.peak_mb = max(self.peak_mb, tree(parent) / 1024)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--count", type=int, default=20)
+    p.add_argument("--count", type=int, default=12)
+    p.add_argument("--workers", default="1,2,4", help="comma-separated local cluster sizes")
     args = p.parse_args(argv)
+    sizes = [int(n) for n in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="nnag-batch-") as work:
         os.chmod(work, 0o755)
         export = os.path.join(work, "export")
         kinds = build_export(export, args.count)
         values = list(kinds.values())
         print(f"{args.count} submissions: " + ", ".join(f"{k} {values.count(k)}" for k in dict.fromkeys(values)))
-        print(f"{'jobs':>4} {'wall s':>8} {'per minute':>11} {'speed-up':>9}")
+        print(f"{'workers':>7} {'wall s':>8} {'per hour':>9} {'speed-up':>9} {'peak MB per worker':>19}")
         walls, failed = {}, False
-        for jobs in (1, 2):
+        for n in sizes:
+            memory = WorkerMemory()
+            memory.start()
             start = time.time()
-            subprocess.run([sys.executable, os.path.join(ROOT, "tools", "grade_all.py"), export, "--jobs", str(jobs),
-                            "--force", "--out", os.path.join(work, f"out{jobs}")], check=True,
+            subprocess.run([sys.executable, os.path.join(ROOT, "tools", "grade_all.py"), export, "--workers", str(n),
+                            "--force", "--out", os.path.join(work, f"out{n}")], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            walls[jobs] = time.time() - start
-            print(f"{jobs:>4} {walls[jobs]:>8.1f} {args.count / walls[jobs] * 60:>11.2f} "
-                  f"{walls[1] / walls[jobs]:>9.2f}")
-            for problem in check_csv(os.path.join(work, f"out{jobs}"), kinds):
-                print(f"     WRONG: {problem}")
+            walls[n] = time.time() - start
+            memory.stop.set()
+            memory.join()
+            print(f"{n:>7} {walls[n]:>8.1f} {args.count / walls[n] * 3600:>9.1f} {walls[sizes[0]] / walls[n]:>9.2f} "
+                  f"{memory.peak_mb:>19.0f}", flush=True)
+            for problem in check_csv(os.path.join(work, f"out{n}"), kinds):
+                print(f"        WRONG: {problem}")
                 failed = True
     return 1 if failed else 0
 

@@ -1,17 +1,26 @@
-"""Grade a Gradescope "Export Submissions" folder locally.
+"""Grade a Gradescope "Export Submissions" folder, on a Dask cluster (a local one by default).
 
-    python tools/grade_all.py SUBMISSIONS [--jobs N] [--force] [--out build/grades]
-                              [--timeout S] [--grader-arg=ARG ...]
+    python tools/grade_all.py SUBMISSIONS [--workers N | --scheduler tcp://HOST:8786 | --jobs N]
+                              [--force] [--out build/grades] [--timeout S] [--grader-arg=ARG ...]
 
 SUBMISSIONS holds one folder per submission and submission_metadata.yml.
-The CSV's "flags" column carries each submission's instructor report (limits
-hit, refused actions, suspicious files), empty when there was nothing.
-Each submission is graded by its own grader process, JOBS at a time.  Results
-go to OUT/results/<id>.json; a submission already graded with the same grader
-version, config hash and files is skipped unless --force.  Every run writes a
-new OUT/grades-<time>.csv and OUT/summary-<time>.txt/.png, so earlier runs
-survive for tools/compare.py.  A submission that crashes, hangs or runs out of
-memory never stops the batch; its row says what happened.
+Each submission is one Dask task that runs the usual isolated grader in a process of
+its own (as root: under a slot of its own, so two submissions never share one).  By
+default the tasks run on a LocalCluster of N worker processes, sized from this
+machine's cores and memory (PER_SUBMISSION_MB each); --scheduler uses a running Dask
+cluster instead (dask-jobqueue on Slurm or PBS, dask-kubernetes, or `dask scheduler`
+and `dask worker` started by hand; see README).  --jobs N grades in threads of this
+process instead, without Dask.
+
+Results go to OUT/results/<id>.json, written atomically as each submission finishes;
+a submission already graded with the same grader code, config and files is skipped
+unless --force, so an interrupted run resumes.  A task whose Dask worker dies is
+retried once; if its second worker dies too, the row says "grader-failure" with the
+reason.  The CSV's "flags" column carries each submission's instructor report (limits
+hit, refused actions, suspicious files), empty when there was nothing.  Every run
+writes a new OUT/grades-<time>.csv and OUT/summary-<time>.txt/.png, so earlier runs
+survive for tools/compare.py.  A submission that crashes, hangs or runs out of memory
+never stops the batch; its row says what happened.
 """
 import argparse
 import concurrent.futures
@@ -38,7 +47,12 @@ from grader.assignment import FILES  # noqa: E402
 from grader.submission import find_files  # noqa: E402
 from grade_folder import AUTOGRADER, command  # noqa: E402
 
-STATUSES = ("graded", "timeout", "crashed", "no-files")
+STATUSES = ("graded", "timeout", "crashed", "no-files", "grader-failure")
+# Memory one submission's grading may take: Gradescope's default container (768 MB) holds it,
+# with a measured peak of 526 MB for the reference at the default tier (README, "Where it runs").
+PER_SUBMISSION_MB = 768
+# what decides a grade besides the submission and the config: a change here regrades everything
+GRADER_SOURCES = ("autograder/grader", "autograder/tests", "handout/utils.py")
 
 
 class ExportError(ValueError):
@@ -76,6 +90,31 @@ def fingerprint(found):
     return digest.hexdigest()[:16]
 
 
+def grader_hash():
+    """A hash of the grader's code, tests and stored expected values (GRADER_SOURCES)."""
+    digest = hashlib.sha256()
+    for source in GRADER_SOURCES:
+        path = os.path.join(ROOT, source)
+        files = [path] if os.path.isfile(path) else sorted(
+            os.path.join(d, f) for d, dirs, names in os.walk(path) for f in names
+            if not f.endswith(".pyc") and "__pycache__" not in d)
+        for name in files:
+            digest.update(os.path.relpath(name, ROOT).encode())
+            with open(name, "rb") as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()[:16]
+
+
+def die_with_parent():
+    """In the grader's child process before exec: SIGTERM when the process that started it dies (a Dask
+    worker killed mid-task), so the grader stops its workers and removes its scratch folder."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 15)         # PR_SET_PDEATHSIG, SIGTERM (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
 def atomic_write_text(path, text):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -84,6 +123,8 @@ def atomic_write_text(path, text):
 
 
 def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None):
+    """Grade one submission in a grader process of its own (a Dask task, or a thread with --jobs); returns its
+    state: status, detail, wall seconds, skipped.  Every start is logged in OUT/results/<id>.attempts."""
     results = os.path.join(out, "results", f"{sid}.json")
     state_path = os.path.join(out, "results", f"{sid}.state.json")
     found, _ = find_files(folder)
@@ -95,13 +136,16 @@ def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None
         if state.get("key") == key and done:
             return dict(state, skipped=True)   # timeouts and crashes are tried again
     start = time.time()
+    with open(os.path.join(out, "results", f"{sid}.attempts"), "a") as fh:
+        fh.write(f"{datetime.datetime.now().isoformat(timespec='seconds')} pid {os.getpid()}\n")
     if not any(f.code in found for f in FILES):
         status, detail = "no-files", "none of the graded files was found"
         if os.path.exists(results):
             os.remove(results)
     else:
         proc = subprocess.Popen(command(folder, results, *grader_args), cwd=AUTOGRADER, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)
+                                stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=die_with_parent if os.name == "posix" else None)
         try:
             _, stderr = proc.communicate(timeout=timeout)
             with open(results) as fh:
@@ -125,21 +169,129 @@ def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None
 
 
 class Progress:
-    def __init__(self, total):
-        self.total, self.done, self.start, self.lock = total, 0, time.time(), threading.Lock()
+    """One line on stderr: a bar, done / running / failed, elapsed and the estimated time left."""
 
-    def tick(self, label):
+    def __init__(self, total, stream=sys.stderr):
+        self.total, self.done, self.failed, self.running = total, 0, 0, 0
+        self.start, self.lock, self.stream = time.time(), threading.Lock(), stream
+        self.timed = []                 # wall seconds of the submissions graded now (not skipped)
+
+    def update(self, running=None, finished=None):
+        """``finished``: a state from grade_one (or None when only the running count changed)."""
         with self.lock:
-            self.done += 1
-            elapsed = time.time() - self.start
-            eta = elapsed / self.done * (self.total - self.done)
-            width = 30
-            bar = "#" * (width * self.done // self.total)
-            sys.stderr.write(f"\r[{bar:<{width}}] {self.done}/{self.total}  elapsed {elapsed:4.0f} s  "
-                             f"ETA {eta:4.0f} s  {label[:30]:<30}")
-            if self.done == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+            if running is not None:
+                self.running = running
+            if finished is not None:
+                self.done += 1
+                self.failed += finished["status"] in ("crashed", "timeout", "grader-failure")
+                if not finished.get("skipped"):
+                    self.timed.append(finished["wall"])
+            self.draw()
+
+    def draw(self):
+        elapsed = time.time() - self.start
+        left = self.total - self.done
+        if self.timed and left:
+            parallel = max(1, self.running)
+            eta = f"{sum(self.timed) / len(self.timed) * left / parallel:5.0f} s"
+        else:
+            eta = "    ? " if left else "    0 s"
+        width = 30
+        bar = "#" * (width * self.done // max(1, self.total))
+        self.stream.write(f"\r[{bar:<{width}}] {self.done}/{self.total} done, {self.running} running, "
+                          f"{self.failed} failed  elapsed {elapsed:4.0f} s  left ~{eta} ")
+        if self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def local_workers(cores=None, available_mb=None):
+    """Dask workers for this machine: one per core, as many as 80 % of the available memory holds at
+    PER_SUBMISSION_MB each, at least one."""
+    cores = cores or os.cpu_count() or 1
+    if available_mb is None:
+        import psutil
+        available_mb = psutil.virtual_memory().available >> 20
+    return max(1, min(cores, int(available_mb * 0.8) // PER_SUBMISSION_MB))
+
+
+def failure_state(exc):
+    """The state of a submission whose grading could not finish for a reason outside the grader."""
+    from distributed import KilledWorker
+    if isinstance(exc, KilledWorker):
+        detail = "its Dask worker died twice (the task was retried once); see the workers' logs"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return {"status": "grader-failure", "detail": detail, "wall": 0.0, "skipped": False}
+
+
+class ClusterUnreachable(RuntimeError):
+    pass
+
+
+def run_threads(tasks, jobs, progress):
+    """--jobs N: every task in a thread of this process, N at a time."""
+    states = {}
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = {pool.submit(grade_one, *task): task[0] for task in tasks}
+        progress.update(running=min(jobs, len(tasks)))
+        for future in concurrent.futures.as_completed(futures):
+            sid = futures[future]
+            try:
+                states[sid] = future.result()
+            except Exception as exc:  # noqa: BLE001 - one submission never stops the batch
+                states[sid] = {"status": "crashed", "detail": f"{type(exc).__name__}: {exc}", "wall": 0.0,
+                               "skipped": False}
+            progress.update(running=min(jobs, len(tasks) - len(states)), finished=states[sid])
+    return states
+
+
+def run_dask(tasks, workers, scheduler, progress):
+    """Every task on a Dask cluster: the one at ``scheduler``, else a LocalCluster of ``workers`` processes.
+    A task whose worker dies is retried once (distributed.scheduler.allowed-failures = 1)."""
+    import dask
+    from distributed import Client, LocalCluster, wait
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.worker.memory.terminate": False}):
+        if scheduler:
+            try:
+                cluster, client = None, Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:
+                raise ClusterUnreachable(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
+                                         f"{exc}); start it, or give --scheduler the address `dask scheduler` "
+                                         "printed") from None
+        else:
+            # one thread per worker: one submission at a time; no memory limit of Dask's own (the grader and
+            # its workers are separate processes, limited by the grader)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                                   dashboard_address="127.0.0.1:0", silence_logs=50)
+            client = Client(cluster)
+        try:
+            print(f"grade_all: Dask dashboard at {client.dashboard_link} "
+                  f"({len(client.scheduler_info()['workers'])} workers)", file=sys.stderr)
+            import grade_all              # the task by its module's name, so that workers import it
+            futures = {client.submit(grade_all.grade_one, *task, key=f"grade-{task[0]}", pure=False): task[0]
+                       for task in tasks}
+            states, pending = {}, set(futures)
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
+                except TimeoutError:             # nothing finished in 2 s: only the running count is redrawn
+                    done = set()
+                for future in done:
+                    sid = futures[future]
+                    try:
+                        states[sid] = future.result()
+                    except Exception as exc:  # noqa: BLE001 - one submission never stops the batch
+                        states[sid] = failure_state(exc)
+                    progress.update(finished=states[sid])
+                processing = sum(len(v) for v in client.processing().values())
+                progress.update(running=processing)
+            return states
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def load_result(out, sid):
@@ -230,8 +382,9 @@ def write_reports(out, stamp, rows, results):
 
     graded = [r for r in rows if r["status"] == "graded"]
     totals = [results[r["id"]]["score"] for r in graded]
-    summary = [f"{len(rows)} submissions: " + ", ".join(f"{s} {sum(r['status'] == s for r in rows)}"
-                                                          for s in STATUSES)]
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    summary = [f"{len(rows)} submissions: " + ", ".join(f"{s} {n}" for s, n in counts.items()
+                                                          if n or s != "grader-failure")]
     if totals:
         summary.append(f"total score: mean {sum(totals) / len(totals):.2f}, min {min(totals):g}, max {max(totals):g}")
     summary.append("\npass rate per test (graded submissions):")
@@ -266,7 +419,12 @@ def write_reports(out, stamp, rows, results):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("submissions")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=0,
+                       help="workers of the local Dask cluster (default: from the cores and the memory)")
+    where.add_argument("--scheduler", default=os.environ.get("NNAG_DASK_SCHEDULER"),
+                       help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument("--jobs", type=int, default=0, help="grade in N threads of this process, without Dask")
     p.add_argument("--force", action="store_true", help="regrade submissions that were already graded")
     p.add_argument("--out", default=os.path.join(ROOT, "build", "grades"))
     p.add_argument("--timeout", type=float, default=1800, help="seconds for one submission's whole grading")
@@ -291,23 +449,28 @@ def main(argv=None):
         print(f"grade_all: {args.submissions} holds no submission folders", file=sys.stderr)
         return 2
     os.makedirs(os.path.join(args.out, "results"), exist_ok=True)
-    state_key = {"grader_version": VERSION, "config_hash": config["_hash"], "grader_args": args.grader_arg}
+    state_key = {"grader_version": VERSION, "grader_hash": grader_hash(), "config_hash": config["_hash"],
+                 "grader_args": args.grader_arg}
+    if args.jobs:
+        parallel, where = args.jobs, f"{args.jobs} threads of this process"
+    elif args.scheduler:
+        parallel, where = None, f"the Dask cluster at {args.scheduler}"
+    else:
+        parallel = args.workers or local_workers()
+        where = f"a local Dask cluster of {parallel} workers"
+    # parallel graders share the cores: give each grader's worker its share of threads
+    env = dict(os.environ, NNAG_WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // parallel))) \
+        if parallel and parallel > 1 else None
+    print(f"grade_all: {len(ids)} submissions on {where}", file=sys.stderr)
+    tasks = [(sid, os.path.abspath(os.path.join(args.submissions, sid)), os.path.abspath(args.out), state_key,
+              args.timeout, args.grader_arg, args.force, env) for sid in ids]
     progress = Progress(len(ids))
-    # parallel graders share the cores: give each worker its share of threads
-    env = dict(os.environ, NNAG_WORKER_THREADS=str(max(1, (os.cpu_count() or 1) // args.jobs))) \
-        if args.jobs > 1 else None
-    states = {}
-    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        futures = {pool.submit(grade_one, sid, os.path.join(args.submissions, sid), args.out, state_key,
-                               args.timeout, args.grader_arg, args.force, env): sid for sid in ids}
-        for future in concurrent.futures.as_completed(futures):
-            sid = futures[future]
-            try:
-                states[sid] = future.result()
-            except Exception as exc:  # noqa: BLE001 - one submission never stops the batch
-                states[sid] = {"status": "crashed", "detail": f"{type(exc).__name__}: {exc}", "wall": 0.0,
-                               "skipped": False}
-            progress.tick(sid)
+    try:
+        states = run_threads(tasks, args.jobs, progress) if args.jobs else \
+            run_dask(tasks, parallel, args.scheduler, progress)
+    except ClusterUnreachable as exc:
+        print(f"\ngrade_all: {exc}", file=sys.stderr)
+        return 2
     rows = [dict(id=sid, status=states[sid]["status"], detail=states[sid].get("detail", ""),
                  wall=states[sid]["wall"], names=metadata.get(sid, {}).get("names", []),
                  emails=metadata.get(sid, {}).get("emails", [])) for sid in ids]
