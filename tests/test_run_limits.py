@@ -7,6 +7,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import textwrap
 import sys
 import time
 import tracemalloc
@@ -135,6 +136,31 @@ def test_deep_tree_and_taken_permissions_are_removed(tmp_path):
         shutil.rmtree(top, ignore_errors=True)          # what the grader used before
     assert remove_tree(str(top)) == []
     assert not top.exists() and (tmp_path / "keep").read_text().startswith("outside")
+
+
+def test_a_tree_deeper_than_the_open_file_limit_is_removed(tmp_path):
+    """A student tree deeper than the grader's open-file limit (the red team's builds 20,000+ levels in 40 s):
+    remove_tree, run with RLIMIT_NOFILE at 128, removes all 2,000 levels and reports nothing."""
+    script = textwrap.dedent(f"""
+        import os, resource, sys
+        sys.path.insert(0, {os.path.join(ROOT, "autograder")!r})
+        from grader.submission import remove_tree
+        top = {str(tmp_path / "scratch")!r}
+        os.mkdir(top)
+        fd = os.open(top, os.O_RDONLY)
+        for _ in range(2000):
+            os.mkdir("d\\n", dir_fd=fd)
+            child = os.open("d\\n", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        os.fchmod(fd, 0)
+        os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        print(remove_tree(top), os.path.exists(top))
+    """)
+    proc = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=120)
+    remove_tree(str(tmp_path / "scratch"))              # whatever is left (pytest's own cleanup recurses)
+    assert proc.stdout.strip() == "[] False", proc.stdout[:300] + proc.stderr[-2000:]
 
 
 def test_remove_tree_reports_instead_of_raising(tmp_path, monkeypatch):

@@ -93,11 +93,16 @@ def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
 
 
 
+HELD_FOLDERS = 64      # directory descriptors remove_tree keeps open at most
+
+
 def remove_tree(path):
     """Remove ``path`` and everything under it; returns [problems] (at most 20) instead of raising.
 
     Iterative and relative to directory descriptors, so no depth (recursion,
-    PATH_MAX) stops it; symbolic links are removed, never followed; a folder whose
+    PATH_MAX) stops it; at most HELD_FOLDERS descriptors are open at once (a folder
+    deeper than that is moved up to ``path`` first, so a tree deeper than the open-file
+    limit goes too); symbolic links are removed, never followed; a folder whose
     permissions its owner (the student's code) took away is given them back."""
     problems = []
 
@@ -119,6 +124,7 @@ def remove_tree(path):
     except OSError as exc:
         return [f"{path}: {exc}"]
     stack = [[top, os.path.basename(path), None, set()]]   # [parent fd, name, own fd, names that failed]
+    moved = 0
     try:
         while stack:
             entry = stack[-1]
@@ -152,6 +158,13 @@ def remove_tree(path):
                             problem(f"{item.name}: {exc}")
             except OSError as exc:
                 problem(f"{name}: {exc}")
+            if child is not None and len(stack) >= HELD_FOLDERS and stack[0][2] is not None:
+                try:            # too deep to hold a descriptor per level: move the rest up, remove it later
+                    moved += 1
+                    os.rename(child, f".nnag-deep-{moved}", src_dir_fd=fd, dst_dir_fd=stack[0][2])
+                    continue
+                except OSError:
+                    pass        # then go down as usual
             if child is not None:
                 stack.append([fd, child, None, set()])
                 continue
