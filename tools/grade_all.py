@@ -105,14 +105,24 @@ def grader_hash():
     return digest.hexdigest()[:16]
 
 
+def _prctl():
+    """libc's prctl, looked up here in the parent: the child between fork and exec only calls it (loading a
+    library there could wait forever on a lock another thread of a Dask worker held at the fork)."""
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+PRCTL = _prctl()
+
+
 def die_with_parent():
     """In the grader's child process before exec: SIGTERM when the process that started it dies (a Dask
     worker killed mid-task), so the grader stops its workers and removes its scratch folder."""
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, 15)         # PR_SET_PDEATHSIG, SIGTERM (Linux)
-    except (OSError, AttributeError):
-        pass
+    if PRCTL is not None:
+        PRCTL(1, 15)                           # PR_SET_PDEATHSIG, SIGTERM (Linux)
 
 
 def atomic_write_text(path, text):
@@ -145,7 +155,7 @@ def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None
     else:
         proc = subprocess.Popen(command(folder, results, *grader_args), cwd=AUTOGRADER, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env,
-                                preexec_fn=die_with_parent if os.name == "posix" else None)
+                                preexec_fn=die_with_parent if PRCTL is not None else None)
         try:
             _, stderr = proc.communicate(timeout=timeout)
             with open(results) as fh:
