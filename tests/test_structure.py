@@ -255,6 +255,21 @@ def test_a_weight_applies_to_its_own_module_only(tmp_path):
     assert all(t["score"] == t["max_score"] for t in tests)
 
 
+def test_weights_of_hidden_tests_do_not_break_the_handout(tmp_path, monkeypatch):
+    """handout.zip ships config.toml but no hidden tests: a weight for a hidden test is kept unchecked there,
+    while a typo in a public test's name is still an error."""
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "test_numpy_ann.py").write_text("def test_relu(numpy_ann):\n    pass\n")
+    monkeypatch.setattr(config_mod, "TESTS_DIR", str(tmp_path))
+    kept = config_mod.check_weights({"test_numpy_ann_hidden.py::test_accuracy_threshold": 5}, "config.toml")
+    assert kept == {"test_numpy_ann_hidden.py::test_accuracy_threshold": 5.0}
+    with pytest.raises(config_mod.ConfigError, match="has no test test_relux; did you mean test_relu"):
+        config_mod.check_weights({"test_numpy_ann.py::test_relux": 2}, "config.toml")
+    (tmp_path / "hidden").mkdir()                      # the full grader: the same key is an error
+    with pytest.raises(config_mod.ConfigError, match="there is no test module test_numpy_ann_hidden.py"):
+        config_mod.check_weights({"test_numpy_ann_hidden.py::test_accuracy_threshold": 5}, "config.toml")
+
+
 def test_config_prints_every_setting_with_its_description():
     text = config_mod.describe(config_mod.load())
     assert "budget.numpy_ann" in text and "learning rate" in text and "lookup_gap" in text

@@ -257,12 +257,17 @@ def check_weights(weights, path):
     if not isinstance(weights, dict):
         raise ConfigError(f"{path}: [weights] must be a table of \"<test module>::<test>\" = points")
     tests = test_names()
+    # the students' handout.zip has no hidden tests: a key it cannot check is kept (make test checks it)
+    complete = all(os.path.isdir(os.path.join(TESTS_DIR, kind)) for kind in ("public", "hidden"))
     out = {}
     for key, points in weights.items():
         if not isinstance(points, (int, float)) or isinstance(points, bool) or points < 0:
             raise ConfigError(f"{path}: weights.\"{key}\" must be a number of points, at least 0, not {points!r}")
         module, sep, name = key.rpartition("::")
         base = name.split("[", 1)[0]
+        if not complete and (module not in tests if sep else not any(base in n for n in tests.values())):
+            out[key if sep else f"?::{name}"] = float(points)
+            continue
         if sep:
             if module not in tests:
                 raise ConfigError(f"{path}: weights.\"{key}\": there is no test module {module}"
