@@ -209,3 +209,15 @@ def test_a_killed_dask_worker_loses_nothing(tmp_path, kills):
         assert "submission_2: grader-failure: its Dask worker died twice" in stdout
     time.sleep(2)
     assert grader_pids(str(export)) == {}            # the killed workers' graders stopped too
+
+
+def test_the_local_cluster_is_sized_from_cores_and_memory():
+    """One worker per core, as many as 80 % of the available memory holds at PER_SUBMISSION_MB, at least one."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("grade_all_mod", os.path.join(ROOT, "tools", "grade_all.py"))
+    grade_all_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grade_all_mod)
+    per = grade_all_mod.PER_SUBMISSION_MB
+    assert grade_all_mod.local_workers(cores=2, available_mb=24000) == 2
+    assert grade_all_mod.local_workers(cores=16, available_mb=4 * per) == 3          # 80 % of 4 submissions' memory
+    assert grade_all_mod.local_workers(cores=16, available_mb=per // 2) == 1

@@ -39,6 +39,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))           # grade_folder, also when imported by file name
 from grader import VERSION  # noqa: E402
 from grader.checks import CLASS_NAMES  # noqa: E402
 from grader.results import REPORT_NAME  # noqa: E402
@@ -48,9 +49,10 @@ from grader.submission import find_files  # noqa: E402
 from grade_folder import AUTOGRADER, command  # noqa: E402
 
 STATUSES = ("graded", "timeout", "crashed", "no-files", "grader-failure")
-# Memory one submission's grading may take: Gradescope's default container (768 MB) holds it,
-# with a measured peak of 526 MB for the reference at the default tier (README, "Where it runs").
-PER_SUBMISSION_MB = 768
+# Memory one submission's grading may take, for sizing a local cluster: measured by make bench-batch, one
+# Dask worker with its grader and the grader's worker peaked at 978 MB RSS here (the CUDA build of torch;
+# Gradescope's CPU-only build fits its 768 MB container, README "Where it runs").
+PER_SUBMISSION_MB = 1024
 # what decides a grade besides the submission and the config: a change here regrades everything
 GRADER_SOURCES = ("autograder/grader", "autograder/tests", "handout/utils.py")
 

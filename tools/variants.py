@@ -21,7 +21,8 @@ import sys
 import tempfile
 import tomllib
 
-from grade_folder import ROOT, GradeFolderError, grade_folder
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))     # grade_folder, when imported by file name
+from grade_folder import ROOT, GradeFolderError, grade_folder  # noqa: E402
 
 SOLUTION = os.path.join(ROOT, "solution")
 SPECS = {"mutants": ("tests/mutants/mutants.toml", "mutant"),
