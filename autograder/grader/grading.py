@@ -39,9 +39,8 @@ from . import config as config_mod
 from .checks import GradeFailure, check_threshold, class_report
 from .submission import find_files, remove_tree, suspicious_files
 
-GRADER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # autograder/
+GRADER_DIR, TESTS_DIR = config_mod.GRADER_DIR, config_mod.TESTS_DIR   # autograder/, autograder/tests/
 ROOT_DIR = os.path.dirname(GRADER_DIR)
-TESTS_DIR = os.path.join(GRADER_DIR, "tests")
 DEBIAN_DATA = "/usr/share/datasets"        # where Debian's dataset-fashion-mnist puts the files
 MARKERS = ("weight(points): points of this test", "number(text): Gradescope test number",
            "visibility(v): visible, hidden, after_due_date or after_published",
