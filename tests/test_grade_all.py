@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,6 +154,109 @@ def test_a_local_dask_cluster_grades_the_same_as_one_process(tmp_path):
     assert [r[-4] for r in one[0][1:]] == ["graded"] * 3 and float(one[0][1][one[0][0].index("total")]) > 0
 
 
+DASK_CLI = os.path.join(os.path.dirname(PYTHON), "dask")
+
+
+def cluster_env(failures="1", path=("tools", "autograder")):
+    """The environment of README's `dask scheduler` and `dask worker` commands."""
+    return dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=failures,
+                PYTHONPATH=os.pathsep.join(os.path.join(ROOT, p) for p in path))
+
+
+def start_scheduler(tmp_path, failures="1"):
+    """`dask scheduler` on a free local port; returns its address and process."""
+    info = tmp_path / "scheduler.json"
+    proc = subprocess.Popen([DASK_CLI, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                             "127.0.0.1:0", "--scheduler-file", str(info)], cwd=ROOT, env=cluster_env(failures),
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "scheduler.log", "w"))
+    deadline = time.time() + 60
+    while not (info.exists() and info.read_text().strip()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    return json.loads(info.read_text())["address"], proc
+
+
+def start_workers(tmp_path, address, *args, path=("tools", "autograder")):
+    """`dask worker ADDRESS --nthreads 1 ...` as README says (in a session of its own, to be killed whole)."""
+    return subprocess.Popen([DASK_CLI, "worker", address, "--nthreads", "1", *args], cwd=ROOT,
+                            env=cluster_env(path=path), stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "workers.log", "a"), start_new_session=True)
+
+
+def stop(procs):
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM) if os.getpgid(proc.pid) == proc.pid else proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_cluster_started_by_hand_grades_the_same_as_one_process(tmp_path):
+    """`dask scheduler` and `dask worker --nthreads 1 --nworkers 2` started as README says, grade-all with
+    --scheduler: the same CSV and summary as one grading thread (run times aside)."""
+    export = small_export(tmp_path, [os.path.join(SOLUTION, "numpy_ann.py"), os.path.join(HANDOUT, "numpy_ann.py"),
+                                     "import os\nos._exit(3)\n"])
+    address, scheduler = start_scheduler(tmp_path)
+    procs = [scheduler, start_workers(tmp_path, address, "--nworkers", "2")]
+    try:
+        proc = grade_all(export, tmp_path / "hand", where=("--scheduler", address))
+    finally:
+        stop(procs)
+    grade_all(export, tmp_path / "one", where=("--jobs", "1"))
+    assert f"on the Dask cluster at {address}" in proc.stderr and "WARNING" not in proc.stderr
+    assert "3 done, 0 running, 0 failed" in proc.stderr
+    assert without_run_times(tmp_path / "hand") == without_run_times(tmp_path / "one")
+
+
+def test_a_cluster_that_cannot_grade_is_named(tmp_path):
+    """Against a scheduler started by hand: no worker joins in time, or one cannot import grade_all: exit 2,
+    naming what to start and how.  A scheduler that retries a task other than once: a warning naming the
+    setting.  The only worker killed mid-task and none coming back: the row says grader-failure, no hang."""
+    with open(os.path.join(SOLUTION, "numpy_ann.py")) as fh:
+        slow = fh.read() + "\nimport time as _t\n_t.sleep(6)   # a window to kill its worker in\n"
+    export = small_export(tmp_path, [os.path.join(HANDOUT, "numpy_ann.py"), slow])
+    address, scheduler = start_scheduler(tmp_path, failures="3")
+    procs, run = [scheduler], None
+    cmd = [PYTHON, os.path.join(ROOT, "tools", "grade_all.py"), str(export), "--out", str(tmp_path / "g"),
+           "--scheduler", address, "--wait-for-workers", "3", "--grader-arg=--files=numpy_ann",
+           "--grader-arg=--tests=public", "--grader-arg=-k=relu"]
+    try:
+        lonely = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert lonely.returncode == 2 and "Traceback" not in lonely.stderr
+        assert f"no Dask worker joined the scheduler at {address} in 3 s" in lonely.stderr
+        assert f"dask worker {address} --nthreads 1" in lonely.stderr
+
+        procs.append(start_workers(tmp_path, address, path=("autograder",)))     # tools/ not on its path
+        lost = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert lost.returncode == 2 and "Traceback" not in lost.stderr
+        assert re.search(r"the worker at tcp://\S+ cannot import grade_all \(ModuleNotFoundError", lost.stderr)
+        assert "PYTHONPATH=tools:autograder" in lost.stderr
+        stop(procs[1:])
+        del procs[1:]
+
+        procs.append(start_workers(tmp_path, address))
+        run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while not grader_pids(str(export / "submission_2") + " ") and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)                                   # mid-task: the grader has started its worker
+        stop(procs[1:])                                 # the only worker (nanny and worker) is gone
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        stop(procs)
+        if run is not None and run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stderr[-2000:]
+    assert "retries a task whose worker died 3 time(s), not once" in stderr
+    assert "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1" in stderr
+    _, rows = newest_csv(tmp_path / "g")
+    assert rows["submission_1"]["status"] == "graded"
+    assert rows["submission_2"]["status"] == "grader-failure"
+    assert "submission_2: grader-failure: no Dask worker was left in the cluster for 3 s" in stdout
+
+
 def grader_pids(marker):
     """{pid: parent pid} of the grader processes whose command line contains ``marker`` (read from /proc:
     ps cuts long command lines when it has no terminal)."""
@@ -206,7 +310,8 @@ def test_a_killed_dask_worker_loses_nothing(tmp_path, kills):
         assert rows["submission_2"]["total"] == rows["submission_1"]["total"]
     else:
         assert rows["submission_2"]["status"] == "grader-failure" and rows["submission_2"]["total"] == ""
-        assert "submission_2: grader-failure: its Dask worker died twice" in stdout
+        assert "submission_2: grader-failure: its Dask worker died 2 times (the scheduler retries a task " \
+               "1 time(s)" in stdout
     time.sleep(2)
     assert grader_pids(str(export)) == {}            # the killed workers' graders stopped too
 

@@ -1,7 +1,8 @@
 """Grade a Gradescope "Export Submissions" folder, on a Dask cluster (a local one by default).
 
     python tools/grade_all.py SUBMISSIONS [--workers N | --scheduler tcp://HOST:8786 | --jobs N]
-                              [--force] [--out build/grades] [--timeout S] [--grader-arg=ARG ...]
+                              [--force] [--out build/grades] [--timeout S] [--wait-for-workers S]
+                              [--grader-arg=ARG ...]
 
 SUBMISSIONS holds one folder per submission and submission_metadata.yml.
 Each submission is one Dask task that runs the usual isolated grader in a process of
@@ -9,7 +10,8 @@ its own (as root: under a slot of its own, so two submissions never share one). 
 default the tasks run on a LocalCluster of N worker processes, sized from this
 machine's cores and memory (PER_SUBMISSION_MB each); --scheduler uses a running Dask
 cluster instead (dask-jobqueue on Slurm or PBS, dask-kubernetes, or `dask scheduler`
-and `dask worker` started by hand; see README).  --jobs N grades in threads of this
+and `dask worker` started by hand; see README), after checking that the scheduler and
+its workers can run this grader on this export.  --jobs N grades in threads of this
 process instead, without Dask.
 
 Results go to OUT/results/<id>.json, written atomically as each submission finishes;
@@ -231,7 +233,8 @@ def failure_state(exc):
     """The state of a submission whose grading could not finish for a reason outside the grader."""
     from distributed import KilledWorker
     if isinstance(exc, KilledWorker):
-        detail = "its Dask worker died twice (the task was retried once); see the workers' logs"
+        detail = (f"its Dask worker died {exc.allowed_failures + 1} times (the scheduler retries a task "
+                  f"{exc.allowed_failures} time(s): distributed.scheduler.allowed-failures); see the workers' logs")
     else:
         detail = f"{type(exc).__name__}: {exc}"
     return {"status": "grader-failure", "detail": detail, "wall": 0.0, "skipped": False}
@@ -258,7 +261,67 @@ def run_threads(tasks, jobs, progress):
     return states
 
 
-def run_dask(tasks, workers, scheduler, progress):
+def connect(scheduler, wait_for_workers, folders, state_key):
+    """A client of the running Dask cluster at ``scheduler``, once at least one worker has joined it (up to
+    ``wait_for_workers`` seconds) and check_cluster found nothing wrong.  Warns when the scheduler retries a
+    task whose worker died other than once."""
+    from distributed import Client
+    try:
+        client = Client(scheduler, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise ClusterUnreachable(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
+                                 f"{exc}); start it, or give --scheduler the address `dask scheduler` "
+                                 "printed") from None
+    if not client.scheduler_info()["workers"]:
+        print(f"grade_all: no worker has joined the scheduler at {scheduler} yet; waiting up to "
+              f"{wait_for_workers:g} s", file=sys.stderr)
+        try:
+            client.wait_for_workers(1, timeout=wait_for_workers)
+        except TimeoutError:
+            client.close()
+            raise ClusterUnreachable(f"no Dask worker joined the scheduler at {scheduler} in {wait_for_workers:g} s; "
+                                     f"start them with `PYTHONPATH=tools:autograder dask worker {scheduler} "
+                                     "--nthreads 1` (README, \"Grading a whole course\"), or give "
+                                     "--wait-for-workers more time") from None
+    check_cluster(client, scheduler, folders, state_key)
+    retries = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
+    if retries != 1:
+        print(f"grade_all: WARNING: the scheduler at {scheduler} retries a task whose worker died {retries} "
+              "time(s), not once: a submission that kills its worker is tried that often. Start the scheduler "
+              "with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1", file=sys.stderr)
+    return client
+
+
+def check_cluster(client, scheduler, folders, state_key):
+    """Refuse a cluster that would grade wrongly or not at all: the scheduler and every worker that has joined
+    must import grade_all (which Dask needs to unpickle the tasks; a worker that cannot leaves the cluster and
+    the run waits for ever) and run this grader and config, and every worker must see ``folders`` (the export
+    and the output folder).  ``state_key``: this run's grader and config hashes."""
+    mine = f"{state_key['grader_hash']}/{state_key['config_hash']}"
+
+    def probe(folders):                   # defined here, so that Dask sends its code rather than its name
+        try:
+            import grade_all as remote
+            theirs = f"{remote.grader_hash()}/{remote.config_mod.load()['_hash']}"
+        except Exception as exc:  # noqa: BLE001 - reported, whatever it is
+            return f"cannot import grade_all ({type(exc).__name__}: {exc})"
+        if theirs != mine:
+            return f"runs another grader or config ({theirs} at {remote.ROOT}, this one {mine})"
+        unseen = [folder for folder in folders if not os.path.isdir(folder)]
+        return f"cannot see {' or '.join(unseen)}" if unseen else None
+
+    problems = {"the scheduler": client.run_on_scheduler(probe, [])}
+    problems.update((f"the worker at {address}", found) for address, found in client.run(probe, folders).items())
+    problems = [f"{who} {what}" for who, what in problems.items() if what]
+    if problems:
+        client.close()
+        raise ClusterUnreachable(f"the Dask cluster at {scheduler} cannot grade this export: " + "; ".join(problems)
+                                 + ". Start the scheduler and the workers from this repository's root (a shared "
+                                 "file system on other machines) with PYTHONPATH=tools:autograder and the same "
+                                 "export path (README, \"Grading a whole course\")")
+
+
+def run_dask(tasks, workers, scheduler, progress, wait_for_workers=300):
     """Every task on a Dask cluster: the one at ``scheduler``, else a LocalCluster of ``workers`` processes.
     A task whose worker dies is retried once (distributed.scheduler.allowed-failures = 1)."""
     import dask
@@ -266,12 +329,8 @@ def run_dask(tasks, workers, scheduler, progress):
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                           "distributed.worker.memory.terminate": False}):
         if scheduler:
-            try:
-                cluster, client = None, Client(scheduler, timeout="30s")
-            except (OSError, TimeoutError) as exc:
-                raise ClusterUnreachable(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
-                                         f"{exc}); start it, or give --scheduler the address `dask scheduler` "
-                                         "printed") from None
+            cluster, client = None, connect(scheduler, wait_for_workers,
+                                           [os.path.dirname(tasks[0][1]), tasks[0][2]], tasks[0][3])
         else:
             # one thread per worker: one submission at a time; no memory limit of Dask's own (the grader and
             # its workers are separate processes, limited by the grader)
@@ -284,7 +343,7 @@ def run_dask(tasks, workers, scheduler, progress):
             import grade_all              # the task by its module's name, so that workers import it
             futures = {client.submit(grade_all.grade_one, *task, key=f"grade-{task[0]}", pure=False): task[0]
                        for task in tasks}
-            states, pending = {}, set(futures)
+            states, pending, alone_since = {}, set(futures), None
             while pending:
                 try:
                     done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
@@ -297,6 +356,17 @@ def run_dask(tasks, workers, scheduler, progress):
                     except Exception as exc:  # noqa: BLE001 - one submission never stops the batch
                         states[sid] = failure_state(exc)
                     progress.update(finished=states[sid])
+                # a cluster whose workers have all gone would keep the rest waiting for ever
+                alone_since = None if client.scheduler_info()["workers"] else alone_since or time.time()
+                if pending and alone_since and time.time() - alone_since > wait_for_workers:
+                    client.cancel(list(pending))
+                    for future in pending:
+                        states[futures[future]] = {
+                            "status": "grader-failure", "wall": 0.0, "skipped": False,
+                            "detail": f"no Dask worker was left in the cluster for {wait_for_workers:g} s "
+                                      "(--wait-for-workers); see the workers' logs"}
+                        progress.update(finished=states[futures[future]])
+                    break
                 processing = sum(len(v) for v in client.processing().values())
                 progress.update(running=processing)
             return states
@@ -437,6 +507,9 @@ def main(argv=None):
     where.add_argument("--scheduler", default=os.environ.get("NNAG_DASK_SCHEDULER"),
                        help="address of a running Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--jobs", type=int, default=0, help="grade in N threads of this process, without Dask")
+    p.add_argument("--wait-for-workers", type=float, default=300, metavar="S",
+                   help="seconds to wait for a first worker to join a --scheduler cluster, and for a worker "
+                        "when all have left during the run (default 300)")
     p.add_argument("--force", action="store_true", help="regrade submissions that were already graded")
     p.add_argument("--out", default=os.path.join(ROOT, "build", "grades"))
     p.add_argument("--timeout", type=float, default=1800, help="seconds for one submission's whole grading")
@@ -479,7 +552,7 @@ def main(argv=None):
     progress = Progress(len(ids))
     try:
         states = run_threads(tasks, args.jobs, progress) if args.jobs else \
-            run_dask(tasks, parallel, args.scheduler, progress)
+            run_dask(tasks, parallel, args.scheduler, progress, args.wait_for_workers)
     except ClusterUnreachable as exc:
         print(f"\ngrade_all: {exc}", file=sys.stderr)
         return 2
