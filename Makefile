@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench bench-batch mutants contract config alternatives flaky grade-all compare gradescope-sim test-gradescope \
+        check-reference bench bench-batch mutants contract config alternatives flaky grade-all compare gradescope-sim \
         test clean
 
 all: setup check-handout doctest zips check-reference
