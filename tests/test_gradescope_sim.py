@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import PYTHON, ROOT
+from conftest import PYTHON, ROOT, can_simulate_gradescope
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import gradescope_sim  # noqa: E402
@@ -28,12 +28,7 @@ def test_results_state_tells_final_partial_placeholder_and_missing(tmp_path):
     assert gradescope_sim.summarize(str(tmp_path / "none"))[0] == "missing"
 
 
-def cgroups_writable():
-    return os.name == "posix" and os.geteuid() == 0 and (
-        os.access("/sys/fs/cgroup/cpu", os.W_OK) or os.path.exists("/sys/fs/cgroup/cgroup.controllers"))
-
-
-@pytest.mark.skipif(not cgroups_writable(), reason="the simulation needs root and writable cgroups")
+@pytest.mark.skipif(not can_simulate_gradescope(), reason="the simulation needs root and writable cgroups")
 def test_reference_gets_full_marks_in_the_default_tier(tmp_path):
     """0.5 CPU, 768 MB without swap, killed at 600 s: final results, full marks, one worker thread, no OOM kill."""
     zip_path = tmp_path / "autograder.zip"
@@ -53,7 +48,7 @@ def test_reference_gets_full_marks_in_the_default_tier(tmp_path):
     assert s["worker_memory_mb"] < 768
 
 
-@pytest.mark.skipif(not cgroups_writable(), reason="needs root and writable cgroups")
+@pytest.mark.skipif(not can_simulate_gradescope(), reason="needs root and writable cgroups")
 def test_a_kill_by_the_containers_oom_killer_is_named(tmp_path):
     """When the container's OOM killer stops the worker, the test says so (not only "SIGKILL")."""
     sub = tmp_path / "sub"
