@@ -321,16 +321,16 @@ def check_cluster(client, scheduler, folders, state_key):
                                  "export path (README, \"Grading a whole course\")")
 
 
-def run_dask(tasks, workers, scheduler, progress, wait_for_workers=300):
-    """Every task on a Dask cluster: the one at ``scheduler``, else a LocalCluster of ``workers`` processes.
-    A task whose worker dies is retried once (distributed.scheduler.allowed-failures = 1)."""
+def run_dask(tasks, workers, scheduler, progress, wait_for_workers=300, folders=(), state_key=None):
+    """Every task on a Dask cluster: the one at ``scheduler`` (checked by check_cluster with ``folders`` and
+    ``state_key``), else a LocalCluster of ``workers`` processes.  A task whose worker dies is retried once
+    (distributed.scheduler.allowed-failures = 1)."""
     import dask
     from distributed import Client, LocalCluster, wait
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                           "distributed.worker.memory.terminate": False}):
         if scheduler:
-            cluster, client = None, connect(scheduler, wait_for_workers,
-                                           [os.path.dirname(tasks[0][1]), tasks[0][2]], tasks[0][3])
+            cluster, client = None, connect(scheduler, wait_for_workers, folders, state_key)
         else:
             # one thread per worker: one submission at a time; no memory limit of Dask's own (the grader and
             # its workers are separate processes, limited by the grader)
@@ -552,7 +552,8 @@ def main(argv=None):
     progress = Progress(len(ids))
     try:
         states = run_threads(tasks, args.jobs, progress) if args.jobs else \
-            run_dask(tasks, parallel, args.scheduler, progress, args.wait_for_workers)
+            run_dask(tasks, parallel, args.scheduler, progress, args.wait_for_workers,
+                     [os.path.abspath(args.submissions), os.path.abspath(args.out)], state_key)
     except ClusterUnreachable as exc:
         print(f"\ngrade_all: {exc}", file=sys.stderr)
         return 2
