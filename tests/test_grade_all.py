@@ -175,10 +175,10 @@ def start_scheduler(tmp_path, failures="1"):
     return json.loads(info.read_text())["address"], proc
 
 
-def start_workers(tmp_path, address, *args, path=("tools", "autograder")):
+def start_workers(tmp_path, address, *args, path=("tools", "autograder"), env=None):
     """`dask worker ADDRESS --nthreads 1 ...` as README says (in a session of its own, to be killed whole)."""
     return subprocess.Popen([DASK_CLI, "worker", address, "--nthreads", "1", *args], cwd=ROOT,
-                            env=cluster_env(path=path), stdout=subprocess.DEVNULL,
+                            env=dict(cluster_env(path=path), **(env or {})), stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / "workers.log", "a"), start_new_session=True)
 
 
@@ -255,6 +255,44 @@ def test_a_cluster_that_cannot_grade_is_named(tmp_path):
     assert rows["submission_1"]["status"] == "graded"
     assert rows["submission_2"]["status"] == "grader-failure"
     assert "submission_2: grader-failure: no Dask worker was left in the cluster for 3 s" in stdout
+
+
+def test_a_worker_that_joins_late_with_another_config_grades_nothing(tmp_path):
+    """The cluster passes the check; then its only worker dies mid-task and one started with another config
+    (NNAG_CONFIG) takes over: every task it takes ends as grader-failure, naming the difference, never as a
+    grade from another config under this run's key."""
+    from distributed import Client
+    with open(os.path.join(SOLUTION, "numpy_ann.py")) as fh:
+        slow = fh.read() + "\nimport time as _t\n_t.sleep(6)   # a window to kill its worker in\n"
+    export = small_export(tmp_path, [slow, slow])
+    other = tmp_path / "other.toml"
+    other.write_text(open(os.path.join(ROOT, "autograder", "config.toml")).read() + "\n# another config\n")
+    os.chmod(other, 0o644)
+    address, scheduler = start_scheduler(tmp_path)
+    procs, run = [scheduler, start_workers(tmp_path, address)], None
+    try:
+        run = subprocess.Popen([PYTHON, os.path.join(ROOT, "tools", "grade_all.py"), str(export), "--out",
+                                str(tmp_path / "g"), "--scheduler", address, "--grader-arg=--files=numpy_ann",
+                                "--grader-arg=--tests=public", "--grader-arg=-k=relu"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while not grader_pids(str(export) + "/") and time.time() < deadline:
+            time.sleep(0.1)
+        procs.append(start_workers(tmp_path, address, env={"NNAG_CONFIG": str(other)}))
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        stop(procs[1:2])                                # the checked worker is gone; the late one takes over
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        stop(procs)
+        if run is not None and run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stderr[-2000:]
+    _, rows = newest_csv(tmp_path / "g")
+    assert [rows[s]["status"] for s in ("submission_1", "submission_2")] == ["grader-failure"] * 2
+    assert stdout.count("grader-failure: the process that took it has another grader or config") == 2
+    attempts = (tmp_path / "g" / "results" / "submission_1.attempts").read_text().splitlines()
+    assert len(attempts) == 2                       # begun by the checked worker, refused by the late one
 
 
 def grader_pids(marker):

@@ -31,6 +31,7 @@ import datetime
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,17 @@ def grader_hash():
     return digest.hexdigest()[:16]
 
 
+def grader_mismatch(state_key):
+    """None when this machine's checkout grades with the grader and config that ``state_key`` names; else what
+    differs (a Dask worker started from another checkout, or with another NNAG_CONFIG)."""
+    here = f"{grader_hash()}/{config_mod.load()['_hash']}"
+    wanted = f"{state_key['grader_hash']}/{state_key['config_hash']}"
+    if here != wanted:
+        return (f"has another grader or config (grader/config hashes {here} at {ROOT} on {socket.gethostname()}; "
+                f"this run's are {wanted})")
+    return None
+
+
 def _prctl():
     """libc's prctl, looked up here in the parent: the child between fork and exec only calls it (loading a
     library there could wait forever on a lock another thread of a Dask worker held at the fork)."""
@@ -152,7 +164,10 @@ def grade_one(sid, folder, out, state_key, timeout, grader_args, force, env=None
     start = time.time()
     with open(os.path.join(out, "results", f"{sid}.attempts"), "a") as fh:
         fh.write(f"{datetime.datetime.now().isoformat(timespec='seconds')} pid {os.getpid()}\n")
-    if not any(f.code in found for f in FILES):
+    mismatch = grader_mismatch(state_key)
+    if mismatch:
+        status, detail = "grader-failure", f"the process that took it {mismatch}"
+    elif not any(f.code in found for f in FILES):
         status, detail = "no-files", "none of the graded files was found"
         if os.path.exists(results):
             os.remove(results)
@@ -297,18 +312,14 @@ def check_cluster(client, scheduler, folders, state_key):
     must import grade_all (which Dask needs to unpickle the tasks; a worker that cannot leaves the cluster and
     the run waits for ever) and run this grader and config, and every worker must see ``folders`` (the export
     and the output folder).  ``state_key``: this run's grader and config hashes."""
-    mine = f"{state_key['grader_hash']}/{state_key['config_hash']}"
-
     def probe(folders):                   # defined here, so that Dask sends its code rather than its name
         try:
             import grade_all as remote
-            theirs = f"{remote.grader_hash()}/{remote.config_mod.load()['_hash']}"
+            mismatch = remote.grader_mismatch(state_key)
         except Exception as exc:  # noqa: BLE001 - reported, whatever it is
             return f"cannot import grade_all ({type(exc).__name__}: {exc})"
-        if theirs != mine:
-            return f"runs another grader or config ({theirs} at {remote.ROOT}, this one {mine})"
         unseen = [folder for folder in folders if not os.path.isdir(folder)]
-        return f"cannot see {' or '.join(unseen)}" if unseen else None
+        return mismatch or (f"cannot see {' or '.join(unseen)}" if unseen else None)
 
     problems = {"the scheduler": client.run_on_scheduler(probe, [])}
     problems.update((f"the worker at {address}", found) for address, found in client.run(probe, folders).items())
