@@ -215,7 +215,7 @@ def test_a_cluster_that_cannot_grade_is_named(tmp_path):
     naming what to start and how.  A scheduler that retries a task other than once: a warning naming the
     setting.  The only worker killed mid-task and none coming back: the row says grader-failure, no hang."""
     with open(os.path.join(SOLUTION, "numpy_ann.py")) as fh:
-        slow = fh.read() + "\nimport time as _t\n_t.sleep(6)   # a window to kill its worker in\n"
+        slow = fh.read() + "\nimport time as _t\n_t.sleep(30)   # its worker is killed before this ends\n"
     export = small_export(tmp_path, [os.path.join(HANDOUT, "numpy_ann.py"), slow])
     address, scheduler = start_scheduler(tmp_path, failures="3")
     procs, run = [scheduler], None
@@ -263,7 +263,7 @@ def test_a_worker_that_joins_late_with_another_config_grades_nothing(tmp_path):
     grade from another config under this run's key."""
     from distributed import Client
     with open(os.path.join(SOLUTION, "numpy_ann.py")) as fh:
-        slow = fh.read() + "\nimport time as _t\n_t.sleep(6)   # a window to kill its worker in\n"
+        slow = fh.read() + "\nimport time as _t\n_t.sleep(30)   # its worker is killed before this ends\n"
     export = small_export(tmp_path, [slow, slow])
     other = tmp_path / "other.toml"
     other.write_text(open(os.path.join(ROOT, "autograder", "config.toml")).read() + "\n# another config\n")
