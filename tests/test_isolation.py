@@ -160,6 +160,29 @@ def slot():
 
 
 @root_only
+def test_taking_a_slot_kills_what_a_dead_grader_left_under_its_uids():
+    """A grader killed without its cleanup leaves its workers running: the next grader to take that slot ends
+    them before any of its own workers runs under those uids."""
+    config = config_mod.load()
+    first = isolation.take_slot(config)
+    first.release()                                  # the slot is free again, as when its grader died
+    left = subprocess.Popen(["sleep", "600"], user=first.uids[0], group=first.gid, extra_groups=[], cwd="/",
+                            start_new_session=True)
+    try:
+        assert reaper.processes_of(first.uids[0]) == [left.pid]
+        again = isolation.take_slot(config)
+        try:
+            assert again.number == first.number and reaper.processes_of(first.uids[0]) == []
+            assert left.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            again.release()
+    finally:
+        if left.poll() is None:
+            left.kill()
+            left.wait()
+
+
+@root_only
 def test_a_zombie_leader_with_live_threads_is_found_and_killed(slot):
     gid, uids = slot.gid, slot.uids
     uid = uids[-1]

@@ -104,6 +104,11 @@ def take_slot(config):
         except OSError:
             os.close(fd)
             continue
+        # a grader that died without its cleanup (SIGKILL, the OOM killer) leaves its workers running under
+        # these uids: none of them may share a uid with the next submission's workers
+        if any([reaper.kill_user(uid, gid) for uid in uids]):      # a list: every uid is cleared
+            os.close(fd)                  # a task that outlives SIGKILL (stuck in the kernel): try another slot
+            continue
         return Slot(slot, gid, tuple(uids), fd)
     raise IsolationError(f"all {g['worker_slots']} worker slots in {folder} are taken by other graders "
                          "(or hold uids with accounts); raise config grading.worker_slots or run fewer graders")
