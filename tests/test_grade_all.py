@@ -183,7 +183,8 @@ def start_workers(tmp_path, address, *args, path=("tools", "autograder"), env=No
 
 
 def stop(procs):
-    for proc in reversed(procs):
+    """End the processes, the last first (None: one never started); a worker's whole session."""
+    for proc in reversed([p for p in procs if p is not None]):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM) if os.getpgid(proc.pid) == proc.pid else proc.terminate()
         try:
@@ -238,16 +239,12 @@ def test_a_cluster_that_cannot_grade_is_named(tmp_path):
 
         procs.append(start_workers(tmp_path, address))
         run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 120
-        while not grader_pids(str(export / "submission_2") + " ") and time.time() < deadline:
-            time.sleep(0.1)
+        wait_for_grader(str(export / "submission_2") + " ")
         time.sleep(1)                                   # mid-task: the grader has started its worker
         stop(procs[1:])                                 # the only worker (nanny and worker) is gone
         stdout, stderr = run.communicate(timeout=120)
     finally:
-        stop(procs)
-        if run is not None and run.poll() is None:
-            run.kill()
+        stop([*procs, run])
     assert run.returncode == 0, stderr[-2000:]
     assert "retries a task whose worker died 3 time(s), not once" in stderr
     assert "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1" in stderr
@@ -275,24 +272,27 @@ def test_a_worker_that_joins_late_with_another_config_grades_nothing(tmp_path):
                                 str(tmp_path / "g"), "--scheduler", address, "--grader-arg=--files=numpy_ann",
                                 "--grader-arg=--tests=public", "--grader-arg=-k=relu"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 120
-        while not grader_pids(str(export) + "/") and time.time() < deadline:
-            time.sleep(0.1)
+        wait_for_grader(str(export) + "/")
         procs.append(start_workers(tmp_path, address, env={"NNAG_CONFIG": str(other)}))
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(2, timeout=60)
         stop(procs[1:2])                                # the checked worker is gone; the late one takes over
         stdout, stderr = run.communicate(timeout=120)
     finally:
-        stop(procs)
-        if run is not None and run.poll() is None:
-            run.kill()
+        stop([*procs, run])
     assert run.returncode == 0, stderr[-2000:]
     _, rows = newest_csv(tmp_path / "g")
     assert [rows[s]["status"] for s in ("submission_1", "submission_2")] == ["grader-failure"] * 2
     assert stdout.count("grader-failure: the process that took it has another grader or config") == 2
     attempts = (tmp_path / "g" / "results" / "submission_1.attempts").read_text().splitlines()
     assert len(attempts) == 2                       # begun by the checked worker, refused by the late one
+
+
+def wait_for_grader(marker, seconds=120):
+    """Until a grader whose command line contains ``marker`` runs."""
+    deadline = time.time() + seconds
+    while not grader_pids(marker) and time.time() < deadline:
+        time.sleep(0.1)
 
 
 def grader_pids(marker):
