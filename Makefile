@@ -12,13 +12,14 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench bench-batch mutants contract config alternatives flaky grade-all compare gradescope-sim \
+        check-reference bench bench-batch mutants contract config alternatives flaky grade-all compare report gradescope-sim \
         test clean
 
 all: setup check-handout doctest zips check-reference
 	@echo "== all done: dist/autograder.zip, dist/handout.zip; the reference gets full marks, the handout zero"
 
 setup: $(STAMP) data
+	@sh tools/install_chromium.sh
 
 $(STAMP): requirements.txt tools/make_venv.sh
 	sh tools/make_venv.sh $(VENV)
@@ -91,6 +92,13 @@ grade-all: setup
 compare: $(STAMP)
 	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "compare: set OLD=<csv> NEW=<csv>"; exit 2; }
 	$(PY) tools/compare.py "$(OLD)" "$(NEW)"
+
+# The cohort report (one self-contained HTML file) of an earlier grade-all run:
+# make report GRADES=<csv> [OLD=<csv>] [SUBMISSIONS=<export>: similarity check] [SIMILARITY=<score>]
+report: $(STAMP)
+	@test -n "$(GRADES)" || { echo "report: set GRADES=<csv>"; exit 2; }
+	$(PY) tools/report.py "$(GRADES)" $(if $(OLD),--old "$(OLD)") $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") \
+	    $(if $(SIMILARITY),--similarity-threshold $(SIMILARITY))
 
 # Seeded bugs: every one must lose points, half of them in the public tests.
 mutants: setup

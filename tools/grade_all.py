@@ -20,7 +20,8 @@ unless --force, so an interrupted run resumes.  A task whose Dask worker dies is
 retried once; if its second worker dies too, the row says "grader-failure" with the
 reason.  The CSV's "flags" column carries each submission's instructor report (limits
 hit, refused actions, suspicious files), empty when there was nothing.  Every run
-writes a new OUT/grades-<time>.csv and OUT/summary-<time>.txt/.png, so earlier runs
+writes a new OUT/grades-<time>.csv, OUT/summary-<time>.txt/.png and the cohort report
+OUT/report-<time>.html (tools/report.py, with a similarity check of the export), so earlier runs
 survive for tools/compare.py.  A submission that crashes, hangs or runs out of memory
 never stops the batch; its row says what happened.
 """
@@ -441,7 +442,10 @@ def cohort_classes(class_columns, tests, graded, results):
     return lines
 
 
-def write_reports(out, stamp, rows, results):
+def write_reports(out, stamp, rows, results, submissions=None, similarity_threshold=None):
+    """grades-<stamp>.csv, summary-<stamp>.txt, histogram-<stamp>.png and the cohort report report-<stamp>.html
+    (tools/report.py; ``submissions``, the export, for its similarity check) in ``out``; returns the CSV's path
+    and the summary."""
     tests = {}
     per_class = set()                 # the tests that report accuracy per class (the accuracy tests)
     for result in results.values():
@@ -506,6 +510,12 @@ def write_reports(out, stamp, rows, results):
         fig.savefig(tmp)
         plt.close(fig)
         os.replace(tmp, os.path.join(out, f"histogram-{stamp}.png"))
+    import report                     # the cohort report; a problem there never loses the grades
+    try:
+        kwargs = {} if similarity_threshold is None else {"threshold": similarity_threshold}
+        summary.append(f"\ncohort report: {report.write_report(csv_path, submissions=submissions, **kwargs)}")
+    except (report.ReportError, OSError, ValueError) as exc:
+        summary.append(f"\ncohort report: not written ({exc})")
     return csv_path, "\n".join(summary)
 
 
@@ -525,6 +535,9 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "build", "grades"))
     p.add_argument("--timeout", type=float, default=1800, help="seconds for one submission's whole grading")
     p.add_argument("--grader-arg", action="append", default=[], help="extra argument for grader.run")
+    p.add_argument("--similarity-threshold", type=float, default=None, metavar="X",
+                   help="the cohort report lists pairs of submissions at least this similar (default: "
+                        "tools/similarity.py's THRESHOLD)")
     args = p.parse_args(argv)
     if not os.path.isdir(args.submissions):
         print(f"grade_all: SUBMISSIONS={args.submissions} is not a folder; give the unzipped "
@@ -573,7 +586,8 @@ def main(argv=None):
                  emails=metadata.get(sid, {}).get("emails", [])) for sid in ids]
     results = {sid: load_result(args.out, sid) if states[sid]["status"] == "graded" else None for sid in ids}
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    csv_path, summary = write_reports(args.out, stamp, rows, results)
+    csv_path, summary = write_reports(args.out, stamp, rows, results, os.path.abspath(args.submissions),
+                                      args.similarity_threshold)
     skipped = sum(1 for s in states.values() if s.get("skipped"))
     print(summary)
     print(f"\n{len(ids) - skipped} graded now, {skipped} skipped (already graded with this grader and config); "

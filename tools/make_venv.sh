@@ -20,5 +20,5 @@ if ! "$BASE" -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 "$BASE" -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-test -x "$VENV/bin/shellcheck" && "$VENV/bin/python" -c "import numpy, torch, torchvision, sklearn, matplotlib, pytest, yaml, distributed" \
+test -x "$VENV/bin/shellcheck" && "$VENV/bin/python" -c "import numpy, torch, torchvision, sklearn, matplotlib, pytest, yaml, distributed, copydetect" \
     || { echo "make_venv: the install into $VENV failed (see above)" >&2; exit 1; }
