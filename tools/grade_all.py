@@ -397,10 +397,13 @@ def load_result(out, sid):
 
 
 def flags_of(result):
-    """The instructor report's lines (limits hit, refused actions), '' when there is nothing."""
+    """The instructor report's problem lines (limits hit, refused actions, tests lost to the clock), '' when
+    there is nothing; its time section is left out."""
     for t in (result or {}).get("tests", []):
         if t["name"] == REPORT_NAME and t["status"] == "failed":
-            return " | ".join(t["output"].splitlines())
+            problems = (t.get("extra_data") or {}).get("problems")
+            lines = problems if isinstance(problems, list) else t["output"].split("\n\n")[0].splitlines()
+            return " | ".join(str(line) for line in lines)
     return ""
 
 
@@ -538,6 +541,8 @@ def main(argv=None):
     p.add_argument("--similarity-threshold", type=float, default=None, metavar="X",
                    help="the cohort report lists pairs of submissions at least this similar (default: "
                         "tools/similarity.py's THRESHOLD)")
+    p.add_argument("--no-similarity", action="store_true",
+                   help="leave the similarity check out of the cohort report (about 10 minutes for 600 submissions)")
     args = p.parse_args(argv)
     if not os.path.isdir(args.submissions):
         print(f"grade_all: SUBMISSIONS={args.submissions} is not a folder; give the unzipped "
@@ -586,7 +591,8 @@ def main(argv=None):
                  emails=metadata.get(sid, {}).get("emails", [])) for sid in ids]
     results = {sid: load_result(args.out, sid) if states[sid]["status"] == "graded" else None for sid in ids}
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    csv_path, summary = write_reports(args.out, stamp, rows, results, os.path.abspath(args.submissions),
+    csv_path, summary = write_reports(args.out, stamp, rows, results,
+                                      None if args.no_similarity else os.path.abspath(args.submissions),
                                       args.similarity_threshold)
     skipped = sum(1 for s in states.values() if s.get("skipped"))
     print(summary)

@@ -40,6 +40,7 @@ from grader.results import REPORT_NAME  # noqa: E402
 REQUIRED = ("submission_id", "total", "status", "flags")   # columns every grade-all CSV has
 MESSAGES = 5          # failure messages shown per test
 CONFUSIONS = 8        # confusions shown per accuracy test
+SHOWN = 50            # similar pairs shown side by side (the rest are listed)
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 e = html.escape
 
@@ -426,12 +427,18 @@ def section_similarity(submissions, ids, threshold):
         parts.append(f"<p class='muted'>{e(line)}</p>")
     if not pairs:
         parts.append("<p>No pair reaches the threshold.</p>")
-    for p in pairs:
+    for p in pairs[:SHOWN]:
         parts.append(f"<details class='similar' data-file='{e(p['file'])}' data-a='{e(p['a'])}' data-b='{e(p['b'])}'>"
                      f"<summary><b>{p['score']:.2f}</b> {e(p['file'])}: {e(p['a'])} ({p['share_a']:.2f}) and "
                      f"{e(p['b'])} ({p['share_b']:.2f})</summary><div class='pair'>"
-                     f"<div><b>{e(p['a'])}/{e(p['file'])}</b><pre>{p['html_a']}</pre></div>"
-                     f"<div><b>{e(p['b'])}/{e(p['file'])}</b><pre>{p['html_b']}</pre></div></div></details>")
+                     f"<div><b>{e(p['a'])}/{e(p['file'])}</b><pre>{similarity.side_by_side(p['text_a'], p['slices_a'])}</pre>"
+                     f"</div><div><b>{e(p['b'])}/{e(p['file'])}</b><pre>"
+                     f"{similarity.side_by_side(p['text_b'], p['slices_b'])}</pre></div></div></details>")
+    if len(pairs) > SHOWN:
+        parts.append(f"<p>{len(pairs) - SHOWN} more pair(s) at or above the threshold, without their code:</p>")
+        parts.append(table(["score", "file", "submission", "submission"], [
+            f"<tr class='similar-more'><td class='num'>{p['score']:.2f}</td><td>{e(p['file'])}</td><td>{e(p['a'])}"
+            f"</td><td>{e(p['b'])}</td></tr>" for p in pairs[SHOWN:]]))
     parts.append("</section>")
     return "".join(parts)
 

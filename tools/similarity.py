@@ -101,7 +101,7 @@ def side_by_side(text, slices):
 
 def similar_pairs(sources, threshold=THRESHOLD, codes=None, handout=HANDOUT, stats=None):
     """Pairs whose score reaches ``threshold``, most similar first: dicts with file, a, b, score, share_a,
-    share_b, html_a, html_b (escaped code with the matches marked).  ``stats``, a dict, gets the counts and
+    share_b, text_a, text_b and slices_a, slices_b (the matched character spans; side_by_side marks them).  ``stats``, a dict, gets the counts and
     times: files fingerprinted, pairs compared, seconds for each step."""
     from copydetect import compare_files
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
@@ -131,9 +131,8 @@ def similar_pairs(sources, threshold=THRESHOLD, codes=None, handout=HANDOUT, sta
                 score = max(float(share_a), float(share_b))
                 if overlap and score >= threshold:
                     pairs.append({"file": code, "a": a, "b": b, "score": score, "share_a": float(share_a),
-                                  "share_b": float(share_b),
-                                  "html_a": side_by_side(prints[a].raw_code, slices_a),
-                                  "html_b": side_by_side(prints[b].raw_code, slices_b)})
+                                  "share_b": float(share_b), "text_a": prints[a].raw_code,
+                                  "text_b": prints[b].raw_code, "slices_a": slices_a, "slices_b": slices_b})
         stats["compare_s"] += time.perf_counter() - t1
     pairs.sort(key=lambda p: (-p["score"], p["file"], p["a"], p["b"]))
     return pairs
