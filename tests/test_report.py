@@ -208,3 +208,17 @@ def test_similarity_flags_the_disguised_copy_and_not_independent_work(tmp_path):
     # the untouched handouts are identical: only leaving the handout out keeps them apart
     everything = similarity.similar_pairs(sources, threshold=0.0, handout=str(tmp_path))
     assert ("stub_a", "stub_b") in [(p["a"], p["b"]) for p in everything if p["score"] >= similarity.THRESHOLD]
+
+
+def test_many_similar_pairs_are_listed_and_only_the_first_shown_side_by_side(cohort, tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "SHOWN", 1)
+    grades = tmp_path / "grades"
+    shutil.copytree(cohort["out"], grades)
+    (grades / "results" / "submission_6.json").write_text("[1, 2]")      # not a results.json: named
+    out = tmp_path / "report.html"
+    assert report.main([str(grades / os.path.basename(cohort["csv"])), "--submissions", str(cohort["export"]), "--similarity-threshold", "0",
+                        "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("class='similar'") == 1 and page.count("<mark>") > 0
+    assert page.count("class='similar-more'") == 2            # three pairs of numpy_ann.py share some code
+    assert html.escape("submission_6.json: not a grader's results file, left out") in page

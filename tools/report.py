@@ -85,6 +85,10 @@ def read_results(folder, ids):
                     store[sid] = json.load(fh)
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 problems.append(f"{path}: unreadable, left out ({exc})")
+                continue
+            if not isinstance(store[sid], dict) or (kind == "json" and not isinstance(store[sid].get("tests"), list)):
+                problems.append(f"{path}: not a grader's {'results' if kind == 'json' else 'state'} file, left out")
+                store[sid] = None
     return results, states, problems
 
 
@@ -103,7 +107,8 @@ def normalise(message):
 
 
 def graded_tests(result):
-    return [t for t in (result or {}).get("tests", []) if t.get("name") != REPORT_NAME]
+    return [t for t in (result or {}).get("tests", []) if isinstance(t, dict) and isinstance(t.get("name"), str)
+            and t["name"] != REPORT_NAME and isinstance(t.get("max_score", 0), (int, float))]
 
 
 def test_table(rows, results):
@@ -138,8 +143,8 @@ def accuracy_tests(rows, results):
         if row["status"] != "graded":
             continue
         for t in graded_tests(results.get(row["submission_id"])):
-            extra = t.get("extra_data") or {}
-            if "accuracy" not in extra or "threshold" not in extra:
+            extra = t.get("extra_data") if isinstance(t.get("extra_data"), dict) else {}
+            if not isinstance(extra.get("accuracy"), (int, float)) or "threshold" not in extra:
                 continue
             stem = (t.get("tags") or ["?"])[0]
             entry = out.setdefault(stem, {"points": t.get("max_score", 0), "accuracies": [], "class_acc": [],
