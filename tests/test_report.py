@@ -135,7 +135,7 @@ def test_the_report_as_a_browser_shows_it(cohort):
     assert re.search(r"<td>Shirt</td><td class=\"num worst\">", dom)
     assert "Shirt</td><td>T-shirt/top" in dom
     # the planted pair, and not the independent one or the two untouched handouts
-    similar = re.findall(r'<details class="similar" data-file="([^"]+)" data-a="([^"]+)" data-b="([^"]+)"', dom)
+    similar = re.findall(r'<details class="similar" data-file="([^"]+)" data-a="([^"]+)" data-b="([^"]+)" open', dom)
     assert similar == [("numpy_ann.py", "submission_1", "submission_2")]
     assert text_of(dom, "similarity-threshold") == f"{similarity.THRESHOLD:g}"
     assert "<mark>" in dom
@@ -205,6 +205,11 @@ def test_similarity_flags_the_disguised_copy_and_not_independent_work(tmp_path):
     pairs = similarity.similar_pairs(sources, stats=stats)
     assert [(p["file"], p["a"], p["b"]) for p in pairs] == [("numpy_ann.py", "copy", "reference")]
     assert stats["pairs"] == 10
+    # the side-by-side view marks the matches and escapes the code
+    text = f"a = 1\nb = '{SCRIPT}'\n" + "c = 2\n" * 9
+    marked = similarity.side_by_side(text, [[text.index("b")], [text.index("b") + 8]], context=1)
+    assert "<mark>b = &#x27;&lt;sc</mark>" in marked and "<script" not in marked
+    assert "c = 2" in marked and "... 9 line(s) without a match ..." in marked   # 8 and the empty last
     # the untouched handouts are identical: only leaving the handout out keeps them apart
     everything = similarity.similar_pairs(sources, threshold=0.0, handout=str(tmp_path))
     assert ("stub_a", "stub_b") in [(p["a"], p["b"]) for p in everything if p["score"] >= similarity.THRESHOLD]

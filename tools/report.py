@@ -41,6 +41,7 @@ REQUIRED = ("submission_id", "total", "status", "flags")   # columns every grade
 MESSAGES = 5          # failure messages shown per test
 CONFUSIONS = 8        # confusions shown per accuracy test
 SHOWN = 50            # similar pairs shown side by side (the rest are listed)
+OPEN = 3              # of those, open when the page opens
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 e = html.escape
 
@@ -251,7 +252,7 @@ vertical-align:top}th{background:#f2f2f2}td.num{text-align:right;font-variant-nu
 details{margin:2px 0}summary{cursor:pointer}pre{margin:0;white-space:pre-wrap;font-size:12px}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:8px}.pair pre{max-height:420px;overflow:auto;
 border:1px solid #ccc;padding:4px;background:#fafafa}mark{background:#ffd27a}
-.stats span{margin-right:1.5em}.worst{background:#fde2e2}
+.stats span{margin-right:1.5em}.worst{background:#fde2e2}.ln{color:#999}.gap{color:#888;font-style:italic}
 """
 
 
@@ -297,7 +298,8 @@ def section_tests(rows, results):
     for t in test_table(rows, results):
         msgs = "".join(f"<tr><td class='num'>{n}</td><td><pre>{e(m)}</pre></td></tr>" for m, n in t["messages"][:MESSAGES])
         more = len(t["messages"]) - MESSAGES
-        details = (f"<details><summary>{sum(n for _, n in t['messages'])} failures, "
+        failures = sum(n for _, n in t["messages"])
+        details = (f"<details><summary>{failures} failure{'s' if failures != 1 else ''}, "
                    f"{len(t['messages'])} distinct message(s)</summary>"
                    f"<table><tr><th>count</th><th>message (numbers as #)</th></tr>{msgs}</table>"
                    + (f"<p class='muted'>{more} more</p>" if more > 0 else "") + "</details>") if t["messages"] else ""
@@ -432,8 +434,9 @@ def section_similarity(submissions, ids, threshold):
         parts.append(f"<p class='muted'>{e(line)}</p>")
     if not pairs:
         parts.append("<p>No pair reaches the threshold.</p>")
-    for p in pairs[:SHOWN]:
-        parts.append(f"<details class='similar' data-file='{e(p['file'])}' data-a='{e(p['a'])}' data-b='{e(p['b'])}'>"
+    for k, p in enumerate(pairs[:SHOWN]):           # the first OPEN pairs open: they show when printed
+        parts.append(f"<details class='similar' data-file='{e(p['file'])}' data-a='{e(p['a'])}' data-b='{e(p['b'])}'"
+                     f"{' open' if k < OPEN else ''}>"
                      f"<summary><b>{p['score']:.2f}</b> {e(p['file'])}: {e(p['a'])} ({p['share_a']:.2f}) and "
                      f"{e(p['b'])} ({p['share_b']:.2f})</summary><div class='pair'>"
                      f"<div><b>{e(p['a'])}/{e(p['file'])}</b><pre>{similarity.side_by_side(p['text_a'], p['slices_a'])}</pre>"

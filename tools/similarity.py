@@ -85,18 +85,41 @@ def read_sources(submissions, ids=None):
     return sources, problems
 
 
-def side_by_side(text, slices):
-    """``text`` as escaped HTML with the matched character spans (copydetect's slices) in <mark>."""
-    out, at = [], 0
-    for start, end in sorted(zip(slices[0].tolist(), slices[1].tolist())):
+def side_by_side(text, slices, context=3):
+    """``text`` as escaped HTML with the matched character spans (copydetect's slices) in <mark>; only the
+    lines within ``context`` lines of a match are kept, each gap is one line saying how many were left out."""
+    spans, at = [], 0
+    for start, end in sorted(zip(list(slices[0]), list(slices[1]))):
         start, end = max(int(start), at), min(int(end), len(text))
-        if end <= start:
+        if end > start:
+            spans.append((start, end))
+            at = end
+    lines, offset = [], 0
+    for line in text.split("\n"):
+        lines.append((offset, offset + len(line)))
+        offset += len(line) + 1
+    marked = {k for k, (a, b) in enumerate(lines) for s, t in spans if s < max(b, a + 1) and t > a}
+    keep = {k + d for k in marked for d in range(-context, context + 1)} & set(range(len(lines)))
+    out, skipped = [], 0
+    for k, (a, b) in enumerate(lines):
+        if k not in keep:
+            skipped += 1
             continue
-        out.append(html.escape(text[at:start]))
-        out.append("<mark>" + html.escape(text[start:end]) + "</mark>")
-        at = end
-    out.append(html.escape(text[at:]))
-    return "".join(out)
+        if skipped:
+            out.append(f"<span class='gap'>... {skipped} line(s) without a match ...</span>")
+            skipped = 0
+        pieces, at = [], a
+        for s, t in spans:
+            s, t = max(s, a), min(t, b)
+            if t <= s:
+                continue
+            pieces += [html.escape(text[at:s]), "<mark>" + html.escape(text[s:t]) + "</mark>"]
+            at = t
+        pieces.append(html.escape(text[at:b]))
+        out.append(f"<span class='ln'>{k + 1:4d}</span> " + "".join(pieces))
+    if skipped:
+        out.append(f"<span class='gap'>... {skipped} line(s) without a match ...</span>")
+    return "\n".join(out)
 
 
 def similar_pairs(sources, threshold=THRESHOLD, codes=None, handout=HANDOUT, stats=None):
