@@ -542,7 +542,7 @@ def main(argv=None):
                    help="the cohort report lists pairs of submissions at least this similar (default: "
                         "tools/similarity.py's THRESHOLD)")
     p.add_argument("--no-similarity", action="store_true",
-                   help="leave the similarity check out of the cohort report (about 10 minutes for 600 submissions)")
+                   help="leave the similarity check out of the cohort report (about 7 minutes for 600 submissions)")
     args = p.parse_args(argv)
     if not os.path.isdir(args.submissions):
         print(f"grade_all: SUBMISSIONS={args.submissions} is not a folder; give the unzipped "
