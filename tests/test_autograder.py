@@ -69,7 +69,8 @@ def test_untouched_handout_scores_zero_on_every_test(tmp_path):
     assert len(graded_tests(result)) > 40
     assert all(t["score"] == 0 and t["status"] == "failed" for t in graded_tests(result))
     report = [t for t in result["tests"] if t["name"] == REPORT]
-    assert report[0]["output"] == "Nothing to report." and report[0]["visibility"] == "hidden"
+    assert report[0]["output"].split("\n\n")[0] == "Nothing to report." and report[0]["visibility"] == "hidden"
+    assert report[0]["status"] == "passed" and report[0]["extra_data"]["problems"] == []
     assert result["score"] == 0
     assert "Traceback" not in json.dumps(result)
 

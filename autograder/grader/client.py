@@ -106,8 +106,8 @@ class Worker:
         self.output_dropped = 0
 
     # -- process -------------------------------------------------------------
-    def start(self):
-        """Start the worker and confine it (the setup request); raises WorkerFailure."""
+    def start(self, setup_timeout=120.0):
+        """Start the worker and confine it (the setup request, within ``setup_timeout`` s); raises WorkerFailure."""
         cmd = [self.python, "-I", os.path.join(self.runtime, "worker.py"), self.scratch, self.module]
         kwargs = {}
         events_read = events_write = None
@@ -138,7 +138,7 @@ class Worker:
         if events_read is not None:
             threading.Thread(target=self._read_events, args=(events_read,), daemon=True).start()
         if POSIX:
-            answer = self.request("setup", 120, **dict(self.setup, events_fd=events_write))
+            answer = self.request("setup", setup_timeout, **dict(self.setup, events_fd=events_write))
             self.confinement = answer if isinstance(answer, dict) else {}
             if self.confinement.get("seccomp"):
                 self.on_event(f"network filter not installed: {self.confinement['seccomp']}")

@@ -80,7 +80,14 @@ SECTIONS = {
         **{f.trains: _seconds(f"seconds per full-data training or evaluation call of {f.code}")
            for f in assignment.FILES},
         "timeouts_per_file": _count("timed-out requests after which a file's remaining tests fail at once", 2),
+        "file_minimum": _seconds("seconds of the total every graded file is guaranteed before [time_shares] "
+                                 "divides the rest", 30),
+        "scale_with_cpu": Key("bool", True, "per-request limits are stated for one CPU: below one CPU of quota "
+                              "they are multiplied by 1 / quota"),
+        "largest_scale": Key("number", 4.0, "the most the per-request limits are multiplied by", 1),
     },
+    "time_shares": {f.stem: Key("number", 1.0, f"{f.code}'s share of the total time, relative to the other files'",
+                                0.001) for f in assignment.FILES},
     "size_limits": {
         "default": _count("bytes: largest uploaded file the grader copies"),
         **{name: _count(f"bytes: largest {name} the grader copies", None)

@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 from . import VERSION, assignment, isolation, resources, results
+from . import clock as clock_mod
 from . import config as config_mod
 from .checks import GradeFailure, check_threshold, class_report
 from .submission import find_files, remove_tree, suspicious_files
@@ -45,7 +46,9 @@ DEBIAN_DATA = "/usr/share/datasets"        # where Debian's dataset-fashion-mnis
 MARKERS = ("weight(points): points of this test", "number(text): Gradescope test number",
            "visibility(v): visible, hidden, after_due_date or after_published",
            "file(stem): the submitted file this test grades",
-           "training: trains or evaluates on the full data (run.py --skip-training leaves it out)",
+           "training: trains or evaluates on the full data (run.py --skip-training leaves it out); runs after "
+           "every quick test, cheapest first",
+           "cost(seconds): a training test's expected seconds at one CPU (the run order: cheapest first)",
            "trains: calls the student's training code (run_public_tests.py --no-training leaves it out)")
 
 
@@ -170,6 +173,15 @@ class GradingRun:
         self.cleanup_notes = []
         self.left_out = 0
         self.active_file = None      # stem of the running test's file
+        self.clock = None
+        self.run_order = []          # nodeids in the order they run (quick tests first, then training by cost)
+        self.last_of_file = {}       # stem -> nodeid of its last test in that order
+        self.done = set()            # nodeids whose test has ended
+        self.declared = []           # nodeids in the order the test modules declare them (the numbering)
+        self.numbers = {}            # nodeid -> Gradescope number, fixed at collection whatever the run order
+        self.training_tests = set()
+        self.file_of_test = {}
+        self.time_scale_why = ""
         self.requests_at_start = 0
         self.summary = {}            # run-wide extra_data
         self.output_lines = []
@@ -238,12 +250,13 @@ class GradingRun:
             raise RuntimeError(f"the worker user cannot run {iso.python}: {problem}. Put the grader's "
                                "virtual environment where that user can read it (see DEVELOPERS.md).")
         from . import session as session_mod
-        deadline = time.monotonic() + float(self.config["time_limits"]["total"]) - (time.time() - self.start)
-        self.session = session_mod.Session(self.config, iso, found=found, deadline=deadline,
+        self.clock = self.make_clock()
+        self.session = session_mod.Session(self.config, iso, self.clock, found=found,
                                            memory=lambda: self.worker_memory()[0])
         self.summary = {"files_graded": self.files, "worker_threads": iso.threads,
                         "worker_threads_why": iso.threads_why, "worker_memory_why": memory_why,
-                        "total_time_limit": self.config["time_limits"]["total"], "worker_memory_mb": memory_mb}
+                        "total_time_limit": self.config["time_limits"]["total"], "worker_memory_mb": memory_mb,
+                        "time_scale": self.clock.scale, "time_scale_why": self.time_scale_why}
         missing = [assignment.file_of(stem).code for stem in self.files
                    if assignment.file_of(stem).code not in found]
         self.output_lines = [f"Autograder {VERSION}."] + [f"Note: {n}" for n in notes]
@@ -319,6 +332,16 @@ class GradingRun:
         self.write(self.collect(final=False))
 
     # -- what the run needs ----------------------------------------------------------------------------
+    def make_clock(self):
+        """The run's clock: time_limits.total from the run's start, shared among the graded files as
+        [time_shares] says; per-request limits scaled by the container's CPU quota."""
+        t = self.config["time_limits"]
+        deadline = time.monotonic() + float(t["total"]) - (time.time() - self.start)
+        scale, self.time_scale_why = clock_mod.cpu_scale(resources.cpu_quota(), t["scale_with_cpu"],
+                                                         t["largest_scale"])
+        shares = clock_mod.shares(t["total"], t["file_minimum"], self.config["time_shares"], self.files)
+        return clock_mod.Clock(t["total"], deadline, shares, scale)
+
     def protected_paths(self):
         """Paths the worker must not open or list (the audit hook; as root, file permissions do the same).
 
@@ -401,7 +424,26 @@ class GradingRun:
         self.left_out = len(items) - len(keep)
         if len(keep) != len(items):
             config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-            items[:] = keep
+        self.declared = [i.nodeid for i in keep]
+        self.numbers = auto_numbers(keep)
+        items[:] = run_order(keep)
+        self.run_order = [i.nodeid for i in items]
+        self.training_tests = {i.nodeid for i in items if i.get_closest_marker("training")}
+        self.file_of_test = {i.nodeid: file_of(i) for i in items}
+        self.last_of_file = {file_of(i): i.nodeid for i in items}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        """Everything a test does is charged to its file's share of the time; its file's last test
+        gives what the file did not use to the files after it."""
+        stem = file_of(item)
+        with self.clock.charging(stem):
+            yield
+        self.done.add(item.nodeid)
+        if self.last_of_file.get(stem) == item.nodeid:
+            self.clock.finish(stem)
+        if item.get_closest_marker("training") or nextitem is None or file_of(nextitem) != stem:
+            self.checkpoint()
 
     def pytest_runtest_setup(self, item):
         stem = file_of(item)
@@ -412,10 +454,9 @@ class GradingRun:
             # a fresh worker: what earlier tests left in memory (figures, optimiser
             # modules, allocator caches: 75 MB measured) does not count against the limit
             self.session.file(stem).close()
-        if previous and previous != stem:
-            self.checkpoint()
         self.requests_at_start = self.session.requests
-        self.session.check_time(0)                       # after the total time ran out, the rest fail at once
+        if not self.clock.has_time(stem):                # the file's time is used up: fail at once
+            raise clock_mod.OutOfTime(self.clock.refusal(stem))
 
     def pytest_runtest_teardown(self, item):
         stem = file_of(item)
@@ -435,13 +476,15 @@ class GradingRun:
             self.feedback_of.get(item.nodeid, Feedback(self)).finish(rec)
         if (report.failed or report.skipped) and rec["status"] == "passed":   # the first failure counts
             if call.excinfo is not None:
+                if isinstance(call.excinfo.value, clock_mod.OutOfTime):
+                    self.clock.lose(rec["file"], rec["test"])
                 message, fraction = self.message(call.excinfo)
             else:
                 message, fraction = str(report.longrepr), 0.0
             rec.update(status="failed", output=message, score=round(rec["max_score"] * fraction, 4))
 
     def new_record(self, item):
-        hidden = os.sep + "hidden" + os.sep in str(item.fspath)
+        hidden = is_hidden(item)
         grading = self.config["grading"]
         default_vis = grading["hidden_visibility"] if hidden else grading["public_visibility"]
         weight = config_mod.weight_of(self.config, os.path.basename(str(item.fspath)), item.name,
@@ -450,7 +493,8 @@ class GradingRun:
         rec = self.records[item.nodeid] = {
             "nodeid": item.nodeid, "test": item.name, "file": file_of(item),
             "name": doc[0] if doc else item.name.replace("_", " "),
-            "number": _marker_arg(item, "number", None), "max_score": float(weight),
+            "number": _marker_arg(item, "number", None) or self.numbers.get(item.nodeid),
+            "max_score": float(weight),
             "visibility": _marker_arg(item, "visibility", default_vis), "kind": "hidden" if hidden else "public",
             "status": "passed", "score": float(weight), "output": "",
         }
@@ -481,30 +525,56 @@ class GradingRun:
         for stem, events in (self.session.events() if self.session is not None else {}).items():
             lines += [f"{stem}: {e}" for e in events]
         lines += [f"check: {n}" for n in self.instructor_notes + self.cleanup_notes]
+        if self.clock is not None:
+            lines += [f"clock: {stem} lost {len(lost)} test(s) to the clock: {', '.join(lost)}"
+                      for stem, lost in self.clock.lost.items()]
+        output = "\n".join(lines) if lines else "Nothing to report."
+        if self.clock is not None:
+            output += "\n\n" + self.time_report()
         return {"nodeid": "instructor-report", "test": "instructor_report", "file": "general",
                 "name": results.REPORT_NAME, "number": "0.1", "max_score": 0.0, "visibility": "hidden",
                 "kind": "hidden", "status": "failed" if lines else "passed", "score": 0.0,
-                "output": "\n".join(lines) if lines else "Nothing to report.", "tags": ["general", "hidden"]}
+                "output": output, "tags": ["general", "hidden"],
+                "extra_data": {"problems": lines, "time": self.clock.describe() if self.clock else {},
+                               "run_order": list(self.run_order)}}
+
+    def time_report(self):
+        """The report's time section: each file's share and use, and the order the tests ran in."""
+        c = self.clock
+        lines = [f"Time: each file's share of the {c.total:g} s total and what it used (per-request limits x"
+                 f"{c.scale:g}: {self.time_scale_why}):"]
+        for stem, d in c.describe().items():
+            lost = f"; lost to the clock: {', '.join(d['lost_to_clock'])}" if d["lost_to_clock"] else ""
+            lines.append(f"  {stem}: used {d['used_s']:.0f} s of its {d['share_s']:.0f} s share{lost}")
+        training = [n.split("/")[-1] for n in self.run_order if n in self.training_tests]
+        lines.append("Run order: every file's quick tests in file order, then the training tests, cheapest first: "
+                     + (", ".join(training) or "none"))
+        return "\n".join(lines)
 
     def collect(self, final):
-        """The results from the records so far; before the end, only the files whose tests all ran."""
-        done = [r for r in self.records.values() if final or r["file"] != self.active_file]
-        graded = {r["file"] for r in done}
+        """The results from the records so far; before the end, only the tests that have ended."""
+        done = [r for r in self.records.values() if final or r["nodeid"] in self.done]
         self.report = self.instructor_report()
-        records = number_tests(sorted(done, key=lambda r: (file_order(r["file"]), r["kind"] == "hidden")))
+        declared = {nodeid: i for i, nodeid in enumerate(self.declared)}
+        records = number_tests(sorted(done, key=lambda r: (file_order(r["file"]), r["kind"] == "hidden",
+                                                           declared.get(r["nodeid"], len(declared)))))
         if not self.options.no_report:
             records.append(self.report)
         lines = list(self.output_lines)
-        pending = [f for f in self.files if f not in graded]
+        unfinished = {self.file_of_test.get(n) for n in self.run_order if n not in self.done}
+        pending = [f for f in self.files if f in unfinished or not self.run_order]
         if not final:
-            lines.append("Grading did not finish: the autograder was stopped before it graded "
+            lines.append("Grading did not finish: the autograder was stopped before the last tests of "
                          + ", ".join(assignment.file_of(f).code for f in pending) + ". The scores below are those "
-                         "of the files graded before.")
-        elif self.session.out_of_time:
-            from .session import not_run_message
-            lines.append(not_run_message(self.config["time_limits"]["total"]))
+                         "of the tests that finished.")
+        out_of_time = bool(self.clock and self.clock.lost)
+        if final and out_of_time:
+            lines.append("Some tests ran out of time: "
+                         + "; ".join(f"{assignment.file_of(s).code}: {len(t)}" for s, t in self.clock.lost.items())
+                         + ". The grader gives each file a share of its total time; the other files keep theirs.")
         extra = dict(self.summary, isolation=self.isolation.describe(), internal_errors=len(self.internal_errors),
-                     tests_left_out=self.left_out, partial=not final, out_of_time=self.session.out_of_time)
+                     tests_left_out=self.left_out, partial=not final, out_of_time=out_of_time,
+                     time_per_file=self.clock.describe() if self.clock else {})
         extra["worker_memory_mb"] = self.session.smallest_memory_mb or extra.get("worker_memory_mb")
         return results.build(records, self.config, time.time() - self.start, "\n".join(lines),
                              leaderboard=self.leaderboard, extra=extra)
@@ -515,14 +585,44 @@ for _f in assignment.FILES:                  # one fixture per graded file, name
 del _f
 
 
-def number_tests(records):
-    """Gradescope numbers <file>.<n> in run order, unless a test has its own; parameters in the name; tags."""
-    counters = {}
-    for rec in records:
-        if rec["number"] is None:
-            major = file_order(rec["file"])
+def cost_of(item):
+    """A training test's expected seconds at one CPU (its cost marker; 0 when it has none)."""
+    return float(_marker_arg(item, "cost", 0))
+
+
+def run_order(items):
+    """Every quick test first, in file and module order; then the training tests, cheapest first
+    (ties in file order).  Deterministic: the same tests always run in the same order."""
+    position = {id(item): i for i, item in enumerate(items)}
+
+    def key(item):
+        training = item.get_closest_marker("training") is not None
+        return (training, cost_of(item) if training else 0.0, file_order(file_of(item)) if training else 0,
+                position[id(item)])
+    return sorted(items, key=key)
+
+
+def auto_numbers(items):
+    """{nodeid: "<file>.<n>"} for the tests without a number marker: by file, public before hidden, in the
+    order the modules declare them (not the run order, so the numbers never depend on it)."""
+    numbers, counters = {}, {}
+    declared = {id(item): i for i, item in enumerate(items)}
+    for item in sorted(items, key=lambda i: (file_order(file_of(i)), is_hidden(i), declared[id(i)])):
+        if _marker_arg(item, "number", None) is None:
+            major = file_order(file_of(item))
             counters[major] = counters.get(major, 0) + 1
-            rec["number"] = f"{major}.{counters[major]}"
+            numbers[item.nodeid] = f"{major}.{counters[major]}"
+    return numbers
+
+
+def is_hidden(item):
+    return os.sep + "hidden" + os.sep in str(item.fspath)
+
+
+def number_tests(records):
+    """Each record's number (auto_numbers unless a test has its own), parameters in the name, tags."""
+    records = [dict(rec) for rec in records]
+    for rec in records:
         if "[" in rec["test"] and "[" not in rec["name"]:
             rec["name"] += " [" + rec["test"].split("[", 1)[1]
         rec["tags"] = [rec["file"], rec["kind"]]

@@ -18,16 +18,12 @@ import numpy as np
 
 from . import client, protocol
 from .checks import GradeFailure
+from .clock import OutOfTime
 from .assignment import file_of
 
 
 class Unavailable(GradeFailure):
     """The student's file cannot be used (missing, or broken at import)."""
-
-
-def not_run_message(total):
-    return (f"not run: the autograder's total time ran out (it has {total:g} s for a whole submission, and too "
-            "little was left for this test). The tests that finished before kept their scores.")
 
 
 MEMORY_ERRORS = ("MemoryError", "OutOfMemoryError")
@@ -133,12 +129,13 @@ class StudentFile:
         self.filename = file_of(stem).code
         self.worker = None
         self.broken = None
+        self.broken_by_clock = False     # broken because its time ran out (the instructor report says so)
         self.timeouts = 0
         self.events = []
 
     def _ensure(self):
         if self.broken:
-            raise Unavailable(self.broken)
+            raise (OutOfTime if self.broken_by_clock else Unavailable)(self.broken)
         if self.worker is not None and self.worker.alive():
             return
         s = self.session
@@ -155,27 +152,33 @@ class StudentFile:
             self.event(f"{why}; the file runs as uid {iso.user(self.stem)[0]}")
         memory_mb = s.memory() if s.memory is not None else s.config["limits"]["memory_mb"]  # what is left now
         s.smallest_memory_mb = min(s.smallest_memory_mb or memory_mb, memory_mb)
-        s.check_time(s.config["time_limits"]["import"])
+        limit, cut = s.clock.limit(self.stem, s.config["time_limits"]["import"])
         self.worker = client.Worker(self.stem, scratch, iso.runtime, python=iso.python, user=iso.user(self.stem),
                                     env=iso.env(self.stem), output_cap=s.config["grading"]["output_cap"],
                                     setup=iso.setup(self.stem, memory_mb),
                                     output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
                                     reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
                                     cgroup=lambda: iso.cgroup(self.stem))
+        started = time.monotonic()
         try:
-            self.worker.start()
+            self.worker.start(setup_timeout=min(120.0, limit))
             iso.record(self.stem, self.worker.confinement)
-            self.worker.request("import", s.config["time_limits"]["import"])
+            limit = max(0.001, limit - (time.monotonic() - started))
+            self.worker.request("import", limit)
         except client.StudentError as exc:
             self._note_error(exc, "import")
             self._broken_at_import(exc)
         except (client.WorkerFailure, OSError) as exc:
+            if cut and getattr(exc, "timed_out", False):
+                self.event(f"import cut short after {time.monotonic() - started:.0f} s: the file's time ran out")
+                self.broken_by_clock = True
+                exc = s.clock.cut_short(self.stem, "the import", time.monotonic() - started)
             self._broken_at_import(exc)
 
     def _broken_at_import(self, exc):
         self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
         self.stop_worker()
-        raise Unavailable(self.broken) from None
+        raise (OutOfTime if self.broken_by_clock else Unavailable)(self.broken) from None
 
     def event(self, text):
         """A line for the instructor's report (run.instructor_report)."""
@@ -199,9 +202,13 @@ class StudentFile:
 
     def request(self, op, timeout, what="", may_change=(), **fields):
         self.session.requests += 1            # counted per test in extra_data.worker_requests
-        self._ensure()
-        limit = timeout or self.session.config["time_limits"]["call"]
-        self.session.check_time(limit)
+        clock = self.session.clock
+        with clock.charging(self.stem):
+            self._ensure()
+            limit, cut = clock.limit(self.stem, timeout or self.session.config["time_limits"]["call"])
+            return self._request(op, limit, cut, what, may_change, fields)
+
+    def _request(self, op, limit, cut, what, may_change, fields):
         try:
             value = self.worker.request(op, limit, **fields)
             changed = [name for name in self.worker.changed if name not in may_change]
@@ -224,12 +231,19 @@ class StudentFile:
             if exc.fatal:
                 self.broken = f"{exc}. Every later test of {self.filename} fails with this message."
             if exc.timed_out:
-                self.timeouts += 1
-                allowed = self.session.config["time_limits"]["timeouts_per_file"]
-                if self.timeouts >= allowed:
-                    self.broken = (f"{self.filename} ran out of time {self.timeouts} times, so its remaining "
-                                   "tests were not run. Every later test of this file fails with this message.")
+                self._timed_out()
+                if cut:
+                    raise OutOfTime(self.session.clock.cut_short(self.stem, what, limit)) from None
             raise GradeFailure(f"{what}: {exc}") from None
+
+    def _timed_out(self):
+        """One more timed-out request (a test's or a clean-up's); too many and the file's tests stop."""
+        self.timeouts += 1
+        allowed = self.session.config["time_limits"]["timeouts_per_file"]
+        if self.timeouts >= allowed and not self.broken:
+            self.event(f"{self.filename} ran out of time {self.timeouts} times; its remaining tests were not run")
+            self.broken = (f"{self.filename} ran out of time {self.timeouts} times, so its remaining "
+                           "tests were not run. Every later test of this file fails with this message.")
 
     def new(self, cls, *args, timeout=None, **kwargs):
         value = self.request("new", timeout, what=f"{cls}(...)", cls=cls, args=list(args), kwargs=kwargs)
@@ -261,11 +275,21 @@ class StudentFile:
         return self.session.found.get(name)
 
     def forget(self):
-        """After a test: the worker drops the objects that test made (no new worker is started)."""
-        if self.worker is not None and self.worker.alive() and not self.broken:
+        """After a test: the worker drops the objects that test made (no new worker is started).  Charged
+        to this file; a clean-up that times out counts as one of its time-outs."""
+        if self.worker is None or not self.worker.alive() or self.broken:
+            return
+        clock = self.session.clock
+        with clock.charging(self.stem):
             try:
-                self.worker.request("forget", min(5, self.session.config["time_limits"]["call"]))
-            except (client.StudentError, client.WorkerFailure):
+                limit, _ = clock.limit(self.stem, min(5, self.session.config["time_limits"]["call"]))
+                self.worker.request("forget", limit)
+            except OutOfTime:
+                self.stop_worker()
+            except (client.StudentError, client.WorkerFailure) as exc:
+                if getattr(exc, "timed_out", False):
+                    self.event("the clean-up after a test timed out (a __del__ or a finaliser that does not end?)")
+                    self._timed_out()
                 self.stop_worker()
 
     def stop_worker(self):
@@ -284,31 +308,24 @@ class StudentFile:
 
     def close(self):
         if self.worker is not None:
-            self.stop_worker()
+            with self.session.clock.charging(self.stem):
+                self.stop_worker()
 
 
 class Session:
-    def __init__(self, config, isolation, found=None, deadline=None, memory=None):
+    def __init__(self, config, isolation, clock, found=None, memory=None):
         """``isolation``: an isolation.Isolation (uids, folders, environment, limits, Landlock rules).
-        ``deadline``: time.monotonic() by which every request must have ended (config time_limits.total).
+        ``clock``: a clock.Clock (the run's deadline, each file's share, every request's limit).
         ``memory``: called at each worker start for its memory limit in MB (else config limits.memory_mb)."""
         self.config = config
         self.isolation = isolation
         self.memory = memory
         self.smallest_memory_mb = None
-        self.deadline = deadline
-        self.out_of_time = False
+        self.clock = clock
         self.found = found or {}
         self.scratch = isolation.scratch          # stem -> scratch folder
         self.files = {}
         self.requests = 0                         # requests sent by tests to student code (StudentFile.request)
-
-    def check_time(self, limit):
-        """Refuse to start a request whose own limit the time left cannot cover; from then on, refuse all."""
-        if self.deadline is not None and not self.out_of_time and self.deadline - time.monotonic() < limit:
-            self.out_of_time = True
-        if self.out_of_time:
-            raise GradeFailure(not_run_message(self.config["time_limits"]["total"]))
 
     def file(self, stem):
         if stem not in self.files:

@@ -13,6 +13,7 @@ FIGURES = FILE.figures           # the figures it ships, and what each must show
 
 
 @pytest.mark.training
+@pytest.mark.cost(4)  # seconds of the reference here, 2 threads (make bench)
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(fashionmnist, fmnist_data, config, feedback):

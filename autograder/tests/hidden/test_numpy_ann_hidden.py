@@ -142,6 +142,7 @@ def test_predict_leaves_stored_activations_alone(numpy_ann):
 
 
 @pytest.mark.training
+@pytest.mark.cost(3.5)  # seconds of the reference here, 2 threads (make bench)
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(numpy_ann, fmnist_data, config, feedback):

@@ -108,6 +108,7 @@ def train_main_config(pytorch_ann, fmnist_data, config, n, schedule, seed=42):
 
 
 @pytest.mark.training
+@pytest.mark.cost(11)  # seconds of the reference here, 2 threads (make bench)
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(pytorch_ann, fmnist_data, config, feedback):
@@ -127,6 +128,7 @@ def test_accuracy_threshold(pytorch_ann, fmnist_data, config, feedback):
 
 
 @pytest.mark.training
+@pytest.mark.cost(5)  # seconds of the reference here, 2 threads (make bench)
 @pytest.mark.weight(0.5)
 def test_judgement_follows_the_stated_rule(pytorch_ann, fmnist_data, config):
     """PyTorchANN.report_my_judgement follows the docstring's rule on the main block's run"""

@@ -76,6 +76,7 @@ def test_predict_uses_evaluation_mode(pytorch_cnn, fmnist_data, config):
 
 
 @pytest.mark.training
+@pytest.mark.cost(53)  # seconds of the reference here, 2 threads (make bench)
 @pytest.mark.weight(4)
 @pytest.mark.visibility("visible")
 def test_accuracy_threshold(pytorch_cnn, fmnist_data, config, feedback):
@@ -108,6 +109,7 @@ def test_accuracy_threshold(pytorch_cnn, fmnist_data, config, feedback):
 
 
 @pytest.mark.training
+@pytest.mark.cost(2)  # seconds of the reference here, 2 threads (make bench)
 @pytest.mark.weight(0.5)
 def test_judgement_follows_the_stated_rule(pytorch_cnn, fmnist_data, config):
     """PyTorchCNN.report_my_judgement follows the docstring's rule on the main block's settings"""
