@@ -2,6 +2,7 @@
 
     python tools/gradescope_sim.py [--tier default|1cpu|2cpu|4cpu] [--submission DIR]
                                    [--timeout S] [--memory-mb MB] [--zip dist/autograder.zip]
+                                   [--slower N] [--neighbour]
 
 It unpacks the zip into a fresh AUTOGRADER_ROOT, places the submission's files
 in submission/ (as Gradescope does with an upload), and runs run_autograder as
@@ -269,8 +270,25 @@ def summarize(results_path):
     return ("partial" if extra.get("partial") else "final"), result
 
 
-def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_args=(), keep=False, log=print):
+class Neighbour:
+    """CPU-hungry processes beside the container (one per host core, outside its cgroup)."""
+
+    def __init__(self, count):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+                      for _ in range(count)]
+
+    def stop(self):
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_args=(), keep=False, log=print,
+             slower=1.0, neighbour=False):
     cpus, tier_mb = TIERS[tier]
+    if slower <= 0:
+        raise SimError(f"--slower must be above 0, not {slower:g}")
+    cpus = cpus / slower
     memory_mb = memory_mb or tier_mb
     zip_path = zip_path or os.path.join(ROOT, "dist", "autograder.zip")
     if os.geteuid() != 0:
@@ -283,9 +301,14 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
     os.chmod(base, 0o755)
     group = Cgroup(f"nnag-sim-{os.getpid()}", cpus, memory_mb)
     mode = f"{group.version} (no container: {why_not_docker})" if why_not_docker else group.version
-    log(f"gradescope-sim: tier {tier}: {cpus:g} CPU quota, {memory_mb} MB memory without swap, "
-        f"{timeout} s timeout; {mode}; host {os.cpu_count()} cores; CPU-only torch from {os.path.relpath(python, ROOT)}")
+    log(f"gradescope-sim: tier {tier}: {cpus:.3g} CPU quota" + (f" (a host {slower:g} times slower)" if slower != 1
+                                                                   else "")
+        + f", {memory_mb} MB memory without swap, {timeout} s timeout; {mode}; host {os.cpu_count()} cores"
+        + (f", {os.cpu_count()} CPU-hungry neighbour process(es)" if neighbour else "")
+        + f"; CPU-only torch from {os.path.relpath(python, ROOT)}")
+    busy = None
     try:
+        busy = Neighbour(os.cpu_count() or 1) if neighbour else None
         source = os.path.join(base, "source")
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(source)
@@ -318,21 +341,26 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
         with open(out_path, "rb") as fh:
             output = fh.read().decode("utf-8", "replace")
     finally:
+        if busy is not None:
+            busy.stop()
         group.kill_all()
         group.remove()
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
     tests = (result or {}).get("tests") or []
+    extra = (result or {}).get("extra_data") or {}
     total = sum(t["max_score"] for t in tests)
     summary = {
-        "tier": tier, "cpus": cpus, "memory_mb": memory_mb, "timeout": timeout, "mode": mode,
+        "tier": tier, "cpus": round(cpus, 4), "slower": slower, "neighbour": neighbour, "memory_mb": memory_mb,
+        "timeout": timeout, "mode": mode,
         "torch": "CPU-only " + CPU_TORCH.split("==")[1], "wall_seconds": round(wall, 1),
         "killed_at_timeout": killed, "peak_mb": round(peak) if peak is not None else None, "oom_kills": ooms,
         "sampled_peaks": sampler.peaks,
         "results": state, "score": (result or {}).get("score"), "max_score": total,
         "failed": [[t["name"], t["output"][:400]] for t in tests if t["status"] != "passed" and t["max_score"] > 0],
-        "worker_threads": ((result or {}).get("extra_data") or {}).get("worker_threads"),
-        "worker_memory_mb": ((result or {}).get("extra_data") or {}).get("worker_memory_mb"),
+        "worker_threads": extra.get("worker_threads"),
+        "worker_memory_mb": extra.get("worker_memory_mb"),
+        "time_scale": extra.get("time_scale"), "time_per_file": extra.get("time_per_file"),
         "slowest": sorted(((t.get("extra_data") or {}).get("seconds", 0), t["name"]) for t in tests)[-5:][::-1],
         "folder": base if keep else None,
     }
@@ -351,6 +379,11 @@ def report(s, log=print):
     log(f"  score          {s['score']} / {s['max_score']:g}")
     log(f"  results.json   {s['results']}")
     log(f"  worker         {s['worker_threads']} thread(s), memory limit {s['worker_memory_mb']} MB")
+    if s.get("time_per_file"):
+        log(f"  time per file  (per-request limits x{s['time_scale']:g}) " + ", ".join(
+            f"{stem} {d['used_s']:.0f} of {d['share_s']:.0f} s" + (f" (lost {len(d['lost_to_clock'])})"
+                                                                   if d["lost_to_clock"] else "")
+            for stem, d in s["time_per_file"].items()))
     for name, output in s["failed"]:
         log(f"  FAILED         {name}\n                 " + output.replace("\n", "\n                 "))
     if s["slowest"] and s["slowest"][0][0]:
@@ -367,6 +400,9 @@ def main(argv=None):
     p.add_argument("--keep", action="store_true", help="keep the AUTOGRADER_ROOT folder and print where")
     p.add_argument("--json", default=None, help="also write the summary to this file")
     p.add_argument("--show-output", action="store_true", help="print run_autograder's own output")
+    p.add_argument("--slower", type=float, default=1.0, help="simulate a host N times slower: the quota / N")
+    p.add_argument("--neighbour", action="store_true",
+                   help="a CPU-hungry process per host core beside the container (a busy host)")
     p.add_argument("grader_args", nargs="*", help="passed on to run_autograder (after --)")
     args = p.parse_args(argv)
     # stopped from outside: leave through the finally blocks, which kill the run and remove the cgroup
@@ -377,7 +413,7 @@ def main(argv=None):
         return 2
     try:
         summary, output = simulate(args.tier, submission, args.timeout, args.memory_mb, args.zip,
-                                   args.grader_args, args.keep)
+                                   args.grader_args, args.keep, slower=args.slower, neighbour=args.neighbour)
     except SimError as exc:
         print(f"gradescope-sim: {exc}", file=sys.stderr)
         return 2
