@@ -71,13 +71,15 @@ bench: setup
 # The unpacked zip as Gradescope runs it, inside one tier's CPU quota, memory limit and timeout
 # (root; cgroups): make gradescope-sim [TIER=default|1cpu|2cpu|4cpu] [SUBMISSION=dir] [TIMEOUT=s] [MEMORY_MB=n]
 # [SLOWER=n: a host n times slower, the quota / n] [NEIGHBOUR=1: a CPU-hungry process per core beside it]
+# [OVER=dir: its files replace the submission's, e.g. one attacking file beside the reference's others]
 TIER    ?= default
 TIMEOUT ?= 600
-SIM_NAME = $(TIER)$(if $(MEMORY_MB),-$(MEMORY_MB)MB)$(if $(SLOWER),-slower$(SLOWER))$(if $(NEIGHBOUR),-neighbour)
+SIM_NAME = $(TIER)$(if $(MEMORY_MB),-$(MEMORY_MB)MB)$(if $(SLOWER),-slower$(SLOWER))$(if $(NEIGHBOUR),-neighbour)$(if \
+           $(OVER),-$(notdir $(OVER)))
 gradescope-sim: autograder
 	$(PY) tools/gradescope_sim.py --tier $(TIER) --submission "$(SUBMISSION)" --timeout $(TIMEOUT) \
 	    $(if $(MEMORY_MB),--memory-mb $(MEMORY_MB)) $(if $(SLOWER),--slower $(SLOWER)) $(if $(NEIGHBOUR),--neighbour) \
-	    --json build/sim/$(SIM_NAME).json
+	    $(if $(OVER),--over "$(OVER)") --json build/sim/$(SIM_NAME).json
 
 # Throughput and peak memory per worker of make grade-all on 12 mixed submissions, on local Dask clusters of
 # 1, 2 and 4 workers (about 45 minutes on 2 cores).

@@ -46,6 +46,9 @@ def test_reference_gets_full_marks_in_the_default_tier(tmp_path):
     assert s["oom_kills"] == 0
     assert s["worker_threads"] == 1
     assert s["worker_memory_mb"] < 768
+    assert s["time_scale"] == 2                           # per-request limits for one CPU, doubled at 0.5 CPU
+    assert set(s["time_per_file"]) == set(s["per_file"]) - {"general"}
+    assert all(not d["lost_to_clock"] for d in s["time_per_file"].values()), s["time_per_file"]
 
 
 @pytest.mark.skipif(not can_simulate_gradescope(), reason="needs root and writable cgroups")

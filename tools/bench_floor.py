@@ -1,7 +1,14 @@
 """The floor for `make bench`: the training and evaluation one grade needs,
 run directly on the reference classes without the grader.
 
-    python tools/bench_floor.py GROUP     prints the seconds spent in training/evaluation calls
+    python tools/bench_floor.py GROUP [--cpus Q] [--python PY]
+        prints the seconds spent in training/evaluation calls
+
+GROUP is a graded file, or pytorch_cnn_accuracy: only the training calls of the CNN's
+accuracy test (the grader's test adds its worker's start, the requests and its own
+evaluation of the test images).  --cpus runs it inside a cgroup with that CPU quota
+(root; the Gradescope tiers, tools/gradescope_sim.py), with one thread, and --python
+with another interpreter (build/sim-venv/bin/python: the CPU-only torch of the zip).
 """
 import os
 import sys
@@ -52,9 +59,9 @@ def main(group):
                     net.train(images(X_train[:n], True), eye[y_train[:n]], *val, epochs=epochs,
                               batch_size=b["batch_size"], learning_rate=lr)
             spent = time.time() - start
-        elif group == "pytorch_cnn":
+        elif group in ("pytorch_cnn", "pytorch_cnn_accuracy"):
             from pytorch_cnn import PyTorchCNN
-            b = budget[group]
+            b = budget["pytorch_cnn"]
             n, chunk = b["train_images"], b["chunk"]
             calls = (n + chunk - 1) // chunk
             xv, yv = images(X_train[-b["val_images"]:]), eye[y_train[-b["val_images"]:]]
@@ -64,6 +71,9 @@ def main(group):
                 lr = b["lr_start"] * (b["lr_end"] / b["lr_start"]) ** (i / max(calls - 1, 1))
                 net.train(images(X_train[s:s + chunk]), eye[y_train[s:s + chunk]], xv, yv, epochs=1,
                           learning_rate=lr)
+            if group == "pytorch_cnn_accuracy":
+                print(f"{time.time() - start:.2f}")
+                return
             net.predict(images(X_test[:b["test_images"]]))
             m, v = b["judgement_train_images"], b["judgement_val_images"]
             PyTorchCNN().train(images(X_train[:m]), eye[y_train[:m]], images(X_train[50000:50000 + v]),
@@ -80,5 +90,33 @@ def main(group):
     print(f"{spent:.2f}")
 
 
+def in_cgroup(group, cpus, python):
+    """Run this tool for ``group`` inside a cgroup with a CPU quota of ``cpus``, one thread; its seconds."""
+    import subprocess
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from gradescope_sim import Cgroup
+    env = dict(os.environ, NNAG_WORKER_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")
+    cgroup = Cgroup(f"nnag-floor-{os.getpid()}", cpus, 4096)
+    try:
+        out = subprocess.run([python, os.path.abspath(__file__), group], env=env, capture_output=True, text=True,
+                             preexec_fn=cgroup.enter)
+    finally:
+        cgroup.kill_all()
+        cgroup.remove()
+    if out.returncode != 0:
+        raise SystemExit(f"bench_floor: {group} failed in the cgroup:\n{out.stderr[-2000:]}")
+    print(out.stdout.split()[-1])
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("group")
+    parser.add_argument("--cpus", type=float, default=None, help="run inside a cgroup with this CPU quota (root)")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter (with --cpus)")
+    options = parser.parse_args()
+    if options.cpus:
+        in_cgroup(options.group, options.cpus, options.python)
+    else:
+        main(options.group)

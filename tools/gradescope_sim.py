@@ -2,7 +2,7 @@
 
     python tools/gradescope_sim.py [--tier default|1cpu|2cpu|4cpu] [--submission DIR]
                                    [--timeout S] [--memory-mb MB] [--zip dist/autograder.zip]
-                                   [--slower N] [--neighbour]
+                                   [--slower N] [--neighbour] [--over DIR]
 
 It unpacks the zip into a fresh AUTOGRADER_ROOT, places the submission's files
 in submission/ (as Gradescope does with an upload), and runs run_autograder as
@@ -248,9 +248,12 @@ class Sampler(threading.Thread):
                 self.peaks[key] = max(self.peaks[key], value)
 
 
-def place_submission(src, dest):
-    """The upload's files as Gradescope places them (folders kept; the grader finds files at any depth)."""
+def place_submission(src, dest, over=None):
+    """The upload's files as Gradescope places them (folders kept; the grader finds files at any depth);
+    the files of ``over`` replace those of ``src`` (an attack in one file beside the reference's others)."""
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if over:
+        shutil.copytree(over, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
     meta = {"id": 1, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "assignment": {"title": "simulation"},
             "users": [{"name": "Simulated Student", "email": "student@example.invalid"}]}
     with open(os.path.join(os.path.dirname(dest), "submission_metadata.json"), "w") as fh:
@@ -284,7 +287,7 @@ class Neighbour:
 
 
 def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_args=(), keep=False, log=print,
-             slower=1.0, neighbour=False):
+             slower=1.0, neighbour=False, over=None):
     cpus, tier_mb = TIERS[tier]
     if slower <= 0:
         raise SimError(f"--slower must be above 0, not {slower:g}")
@@ -314,7 +317,7 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
             zf.extractall(source)
         for name in ("run_autograder", "setup.sh"):
             os.chmod(os.path.join(source, name), 0o755)
-        place_submission(submission, os.path.join(base, "submission"))
+        place_submission(submission, os.path.join(base, "submission"), over)
         os.makedirs(os.path.join(base, "results"))
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root",
                "AUTOGRADER_ROOT": base, "NNAG_PYTHON": python}
@@ -358,6 +361,7 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
         "sampled_peaks": sampler.peaks,
         "results": state, "score": (result or {}).get("score"), "max_score": total,
         "failed": [[t["name"], t["output"][:400]] for t in tests if t["status"] != "passed" and t["max_score"] > 0],
+        "per_file": per_file(tests),
         "worker_threads": extra.get("worker_threads"),
         "worker_memory_mb": extra.get("worker_memory_mb"),
         "time_scale": extra.get("time_scale"), "time_per_file": extra.get("time_per_file"),
@@ -365,6 +369,17 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
         "folder": base if keep else None,
     }
     return summary, output
+
+
+def per_file(tests):
+    """{file stem: [score, max score]} from results.json's tests (their first tag is the file)."""
+    out = {}
+    for t in tests:
+        if t.get("max_score"):
+            stem = (t.get("tags") or ["?"])[0]
+            got, of = out.get(stem, [0.0, 0.0])
+            out[stem] = [got + t["score"], of + t["max_score"]]
+    return out
 
 
 def report(s, log=print):
@@ -376,7 +391,8 @@ def report(s, log=print):
     if p.get("worker_data_mb_by_file"):
         log("  worker private " + ", ".join(f"{k} {v} MB" for k, v in p["worker_data_mb_by_file"].items()))
     log(f"  OOM kills      {s['oom_kills']}")
-    log(f"  score          {s['score']} / {s['max_score']:g}")
+    log(f"  score          {s['score']} / {s['max_score']:g}" + (" (" + ", ".join(
+        f"{stem} {got:g}/{of:g}" for stem, (got, of) in s["per_file"].items()) + ")" if s.get("per_file") else ""))
     log(f"  results.json   {s['results']}")
     log(f"  worker         {s['worker_threads']} thread(s), memory limit {s['worker_memory_mb']} MB")
     if s.get("time_per_file"):
@@ -401,6 +417,8 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the summary to this file")
     p.add_argument("--show-output", action="store_true", help="print run_autograder's own output")
     p.add_argument("--slower", type=float, default=1.0, help="simulate a host N times slower: the quota / N")
+    p.add_argument("--over", default=None, help="a folder whose files replace the submission's (one attacking file "
+                   "beside the reference's others)")
     p.add_argument("--neighbour", action="store_true",
                    help="a CPU-hungry process per host core beside the container (a busy host)")
     p.add_argument("grader_args", nargs="*", help="passed on to run_autograder (after --)")
@@ -413,7 +431,8 @@ def main(argv=None):
         return 2
     try:
         summary, output = simulate(args.tier, submission, args.timeout, args.memory_mb, args.zip,
-                                   args.grader_args, args.keep, slower=args.slower, neighbour=args.neighbour)
+                                   args.grader_args, args.keep, slower=args.slower, neighbour=args.neighbour,
+                                   over=args.over and os.path.abspath(args.over))
     except SimError as exc:
         print(f"gradescope-sim: {exc}", file=sys.stderr)
         return 2
@@ -428,7 +447,7 @@ def main(argv=None):
     if summary["folder"]:
         print(f"  kept           {summary['folder']}")
     ok = summary["results"] == "final"
-    if os.path.realpath(submission) == os.path.realpath(SOLUTION) and not args.grader_args:
+    if os.path.realpath(submission) == os.path.realpath(SOLUTION) and not args.grader_args and not args.over:
         full = summary["score"] is not None and summary["max_score"] > 0 and summary["score"] == summary["max_score"]
         if not full:
             print("gradescope-sim: the reference solution did not get full marks in this tier", file=sys.stderr)

@@ -49,7 +49,7 @@ def cpu_scale(quota, enabled=True, largest=4.0):
         return 1.0, "no CPU quota"
     if quota >= 1:
         return 1.0, f"CPU quota {quota:g} CPUs (one or more: limits as stated)"
-    factor = min(float(largest), 1.0 / quota)
+    factor = round(min(float(largest), 1.0 / quota), 2)
     return factor, f"CPU quota {quota:g} CPUs: limits stated for one CPU times {factor:g}"
 
 

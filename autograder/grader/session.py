@@ -172,7 +172,9 @@ class StudentFile:
             if cut and getattr(exc, "timed_out", False):
                 self.event(f"import cut short after {time.monotonic() - started:.0f} s: the file's time ran out")
                 self.broken_by_clock = True
-                exc = s.clock.cut_short(self.stem, "the import", time.monotonic() - started)
+                exc = (s.clock.cut_short(self.stem, "the import", time.monotonic() - started)
+                       + " Code at the top level of a file runs when the grader imports it: put training, "
+                       "plotting and downloads under `if __name__ == \"__main__\":`.")
             self._broken_at_import(exc)
 
     def _broken_at_import(self, exc):
