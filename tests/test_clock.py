@@ -106,3 +106,50 @@ def test_config_declares_a_share_for_every_file():
     assert t["file_minimum"] * len(STEMS) < t["total"]
     with pytest.raises(config_mod.ConfigError, match="time_shares.numpy_ann"):
         config_mod.load(overrides=["time_shares.numpy_ann=0"])
+
+
+class FakeItem:
+    """What grading.run_order and grading.auto_numbers read of a pytest item."""
+
+    def __init__(self, module, name, kind="public", training=False, cost=None, number=None):
+        self.fspath = os.path.join(ROOT, "autograder", "tests", kind, module)
+        self.nodeid = f"{kind}/{module}::{name}"
+        self.markers = {}
+        if training:
+            self.markers["training"] = ()
+        if cost is not None:
+            self.markers["cost"] = (cost,)
+        if number is not None:
+            self.markers["number"] = (number,)
+
+    def get_closest_marker(self, name):
+        if name not in self.markers:
+            return None
+        return type("Mark", (), {"args": self.markers[name]})()
+
+
+def test_quick_tests_run_first_then_training_by_cost_and_numbers_follow_the_files():
+    from grader import grading
+    items = [
+        FakeItem("test_numpy_ann.py", "shapes"),
+        FakeItem("test_numpy_ann_hidden.py", "accuracy", "hidden", training=True, cost=3.5),
+        FakeItem("test_numpy_ann_hidden.py", "backward", "hidden"),
+        FakeItem("test_pytorch_cnn.py", "architecture"),
+        FakeItem("test_pytorch_cnn_hidden.py", "accuracy", "hidden", training=True, cost=53),
+        FakeItem("test_pytorch_cnn_hidden.py", "judgement", "hidden", training=True, cost=2),
+        FakeItem("test_fashionmnist_hidden.py", "accuracy", "hidden", training=True, cost=3.5),
+        FakeItem("test_fashionmnist.py", "predict", number="4.9"),
+    ]
+    order = [i.nodeid.split("/")[1] for i in grading.run_order(items)]
+    assert order == ["test_numpy_ann.py::shapes", "test_numpy_ann_hidden.py::backward",
+                     "test_pytorch_cnn.py::architecture", "test_fashionmnist.py::predict",
+                     "test_pytorch_cnn_hidden.py::judgement", "test_numpy_ann_hidden.py::accuracy",
+                     "test_fashionmnist_hidden.py::accuracy", "test_pytorch_cnn_hidden.py::accuracy"]
+    assert grading.run_order(list(reversed(items)))[-1].nodeid.endswith("test_pytorch_cnn_hidden.py::accuracy")
+    numbers = grading.auto_numbers(items)        # by file, public first, as declared: never the run order
+    assert numbers == {"public/test_numpy_ann.py::shapes": "1.1", "hidden/test_numpy_ann_hidden.py::accuracy": "1.2",
+                       "hidden/test_numpy_ann_hidden.py::backward": "1.3",
+                       "public/test_pytorch_cnn.py::architecture": "3.1",
+                       "hidden/test_pytorch_cnn_hidden.py::accuracy": "3.2",
+                       "hidden/test_pytorch_cnn_hidden.py::judgement": "3.3",
+                       "hidden/test_fashionmnist_hidden.py::accuracy": "4.1"}
