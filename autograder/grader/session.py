@@ -152,22 +152,26 @@ class StudentFile:
             self.event(f"{why}; the file runs as uid {iso.user(self.stem)[0]}")
         memory_mb = s.memory() if s.memory is not None else s.config["limits"]["memory_mb"]  # what is left now
         s.smallest_memory_mb = min(s.smallest_memory_mb or memory_mb, memory_mb)
-        limit, cut = s.clock.limit(self.stem, s.config["time_limits"]["import"])
+        s.clock.limit(self.stem, 0)          # refused at once when the file has no time left
         self.worker = client.Worker(self.stem, scratch, iso.runtime, python=iso.python, user=iso.user(self.stem),
                                     env=iso.env(self.stem), output_cap=s.config["grading"]["output_cap"],
                                     setup=iso.setup(self.stem, memory_mb),
                                     output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
                                     reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
                                     cgroup=lambda: iso.cgroup(self.stem))
-        started = time.monotonic()
+        setup_limit = min(120.0, max(0.001, s.clock.available(self.stem)))
+        started, cut = time.monotonic(), setup_limit < 120.0
         try:
-            self.worker.start(setup_timeout=min(120.0, limit))
+            self.worker.start(setup_timeout=setup_limit)
             iso.record(self.stem, self.worker.confinement)
-            limit = max(0.001, limit - (time.monotonic() - started))
+            limit, cut = s.clock.limit(self.stem, s.config["time_limits"]["import"])
             self.worker.request("import", limit)
         except client.StudentError as exc:
             self._note_error(exc, "import")
             self._broken_at_import(exc)
+        except OutOfTime as exc:           # the worker's start used the file's last seconds
+            self.broken_by_clock = True
+            self._broken_at_import(str(exc).removeprefix("not run: "))
         except (client.WorkerFailure, OSError) as exc:
             if cut and getattr(exc, "timed_out", False):
                 self.event(f"import cut short after {time.monotonic() - started:.0f} s: the file's time ran out")
