@@ -96,6 +96,9 @@ def test_grade_all_export_resume_and_compare(tmp_path):
     assert "graded 3, timeout 1, crashed 0, no-files 1" in text and "slowest submissions" in text
     assert any(f.startswith("histogram-") and f.endswith(".png") for f in os.listdir(out))
     assert "submission_5: timeout" in proc.stdout
+    page = (out / first_csv.name.replace("grades-", "report-").replace(".csv", ".html")).read_text()
+    assert "Needs a human (3)" in page and "exited with code 3" in page    # 3 crashed at import, 4 no files, 5 hung
+    assert "http:" not in page and "https:" not in page and ("src='data:" in page or 'src="data:' in page)
 
     # a fixed submission: only it (and the timed-out one) is graded again
     shutil.copy(os.path.join(SOLUTION, "numpy_ann.py"), export / "submission_2" / "numpy_ann.py")

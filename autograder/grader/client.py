@@ -127,6 +127,12 @@ class Worker:
         finally:
             if events_write is not None:
                 os.close(events_write)
+        if POSIX:   # the kernel's OOM killer takes the worker first, even before it says so itself (op_setup)
+            try:
+                with open(f"/proc/{self.proc.pid}/oom_score_adj", "w") as fh:
+                    fh.write("1000")
+            except OSError:
+                pass
         if self.group is not None and not self.group.add(self.proc.pid):   # before any student code runs
             self.group.destroy()
             self.group = None
