@@ -135,7 +135,7 @@ class StudentFile:
 
     def _ensure(self):
         if self.broken:
-            raise (OutOfTime if self.broken_by_clock else Unavailable)(self.broken)
+            raise self._unavailable()
         if self.worker is not None and self.worker.alive():
             return
         s = self.session
@@ -181,10 +181,14 @@ class StudentFile:
                        "plotting and downloads under `if __name__ == \"__main__\":`.")
             self._broken_at_import(exc)
 
+    def _unavailable(self):
+        """The failure every request of a broken file raises: OutOfTime when its time ran out."""
+        return (OutOfTime if self.broken_by_clock else Unavailable)(self.broken)
+
     def _broken_at_import(self, exc):
         self.broken = self.broken_message(f"importing {self.filename} failed: {exc}")
         self.stop_worker()
-        raise (OutOfTime if self.broken_by_clock else Unavailable)(self.broken) from None
+        raise self._unavailable() from None
 
     def event(self, text):
         """A line for the instructor's report (run.instructor_report)."""
@@ -208,11 +212,9 @@ class StudentFile:
 
     def request(self, op, timeout, what="", may_change=(), **fields):
         self.session.requests += 1            # counted per test in extra_data.worker_requests
-        clock = self.session.clock
-        with clock.charging(self.stem):
-            self._ensure()
-            limit, cut = clock.limit(self.stem, timeout or self.session.config["time_limits"]["call"])
-            return self._request(op, limit, cut, what, may_change, fields)
+        self._ensure()           # the time is charged to the running test's file (GradingRun's protocol hook)
+        limit, cut = self.session.clock.limit(self.stem, timeout or self.session.config["time_limits"]["call"])
+        return self._request(op, limit, cut, what, may_change, fields)
 
     def _request(self, op, limit, cut, what, may_change, fields):
         try:
@@ -281,22 +283,20 @@ class StudentFile:
         return self.session.found.get(name)
 
     def forget(self):
-        """After a test: the worker drops the objects that test made (no new worker is started).  Charged
-        to this file; a clean-up that times out counts as one of its time-outs."""
+        """After a test (in its teardown, charged to its file): the worker drops the objects that test made
+        (no new worker is started).  A clean-up that times out counts as one of the file's time-outs."""
         if self.worker is None or not self.worker.alive() or self.broken:
             return
-        clock = self.session.clock
-        with clock.charging(self.stem):
-            try:
-                limit, _ = clock.limit(self.stem, min(5, self.session.config["time_limits"]["call"]))
-                self.worker.request("forget", limit)
-            except OutOfTime:
-                self.stop_worker()
-            except (client.StudentError, client.WorkerFailure) as exc:
-                if getattr(exc, "timed_out", False):
-                    self.event("the clean-up after a test timed out (a __del__ or a finaliser that does not end?)")
-                    self._timed_out()
-                self.stop_worker()
+        try:
+            limit, _ = self.session.clock.limit(self.stem, min(5, self.session.config["time_limits"]["call"]))
+            self.worker.request("forget", limit)
+        except OutOfTime:
+            self.stop_worker()
+        except (client.StudentError, client.WorkerFailure) as exc:
+            if getattr(exc, "timed_out", False):
+                self.event("the clean-up after a test timed out (a __del__ or a finaliser that does not end?)")
+                self._timed_out()
+            self.stop_worker()
 
     def stop_worker(self):
         """Stop the worker; if anything of its uid outlived the kill, the file goes on under a spare uid."""
