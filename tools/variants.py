@@ -1,7 +1,7 @@
 """Grade seeded bugs (mutants) and alternative correct solutions.
 
-    python tools/variants.py mutants       [--jobs N] [--only NAME,...] [--json FILE]
-    python tools/variants.py alternatives  [--jobs N] [--only NAME,...] [--json FILE]
+    python tools/variants.py mutants       [--jobs N] [--only NAME,...] [--json FILE] [--no-cache]
+    python tools/variants.py alternatives  [--jobs N] [--only NAME,...] [--json FILE] [--no-cache]
 
 Each variant is the reference submission (solution/) with one file patched as
 described in tests/mutants/mutants.toml or tests/alternatives/alternatives.toml.
@@ -9,7 +9,9 @@ A variant grades only its own file's tests.  Mutants run with the cheaper
 training budgets in CHEAP (passed to the grader with --set) and are compared
 test by test with the reference under the same settings: a mutant is caught
 when it earns fewer points.  Alternatives run with the real config and must
-earn full marks.  Exit status 1 when any expectation fails.
+earn full marks.  Exit status 1 when any expectation fails.  A grading whose inputs are
+unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
+taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
 """
 import argparse
 import concurrent.futures
@@ -22,6 +24,7 @@ import tempfile
 import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))     # grade_folder, when imported by file name
+import grading_cache  # noqa: E402
 from grade_folder import ROOT, GradeFolderError, grade_folder  # noqa: E402
 
 SOLUTION = os.path.join(ROOT, "solution")
@@ -76,13 +79,21 @@ def build(spec, spec_dir, dest):
 
 def grade(folder, stem, overrides, threads, extra=(), tag="results"):
     """Grade ``folder`` on the tests of ``stem`` (comma-separated stems allowed); returns results.json's tests.
-    ``threads`` limits the worker's torch/BLAS threads (use 1 when grading in parallel)."""
-    results = os.path.join(folder, f"{tag}.json")
-    try:
-        result, _ = grade_folder(folder, results, "--files", stem, *extra,
-                                 *[arg for item in overrides for arg in ("--set", item)], threads=threads)
-    except GradeFolderError as exc:
-        raise VariantError(str(exc)) from None
+    ``threads`` limits the worker's torch/BLAS threads (use 1 when grading in parallel).  A grading whose
+    key is in the grading cache (tools/grading_cache.py) is not run again."""
+    results = f"{folder}.{stem.replace(',', '+')}.{tag}.json"      # beside the folder: never part of its key
+    args = ["--files", stem, *extra, *[arg for item in overrides for arg in ("--set", item)]]
+
+    def run():
+        try:
+            result, proc = grade_folder(folder, results, *args, threads=threads)
+        except GradeFolderError as exc:
+            raise VariantError(str(exc)) from None
+        return result, proc.returncode, proc.stdout
+
+    # the worker's thread count is part of the key: it is in the environment the grader gets
+    env = dict(os.environ, NNAG_WORKER_THREADS=str(threads)) if threads else os.environ
+    result, _ = grading_cache.cached_grading(folder, args, run, env=env)
     return result["tests"]
 
 
@@ -113,6 +124,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--only", default="", help="comma-separated variant names")
     p.add_argument("--json", help="also write the rows as JSON")
+    p.add_argument("--no-cache", action="store_true",
+                   help="grade every variant again (by default an unchanged grading comes from build/grading-cache)")
     args = p.parse_args(argv)
     try:
         specs, spec_dir = load_specs(args.kind)
@@ -122,6 +135,8 @@ def main(argv=None):
     if args.only:
         wanted = set(args.only.split(","))
         specs = [s for s in specs if s["name"] in wanted]
+    if args.no_cache:
+        os.environ["NNAG_GRADING_CACHE"] = "off"
     overrides = CHEAP if args.kind == "mutants" else ()
     threads = 1 if args.jobs > 1 else 0
     rows, errors = [], []
