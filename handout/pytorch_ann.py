@@ -89,7 +89,8 @@ class PyTorchANN(nn.Module):
         return labels
 
     def accuracy(self, X, y):
-        """Fraction of correct predictions; y one-hot float32 (N, C) or labels (N,).
+        """Fraction of correct predictions, a number in [0, 1] (a float or a 0-dim
+        tensor); y one-hot float32 (N, C), as everywhere in this file.
 
         >>> float(PyTorchANN(3, 4, 2).accuracy(torch.ones(2, 3), torch.eye(2))) in (0.0, 0.5, 1.0)
         True

@@ -95,7 +95,8 @@ class PyTorchCNN(nn.Module):
         return labels
 
     def accuracy(self, X, y):
-        """Fraction of correct predictions; y one-hot float32 (N, C) or labels (N,).
+        """Fraction of correct predictions, a number in [0, 1] (a float or a 0-dim
+        tensor); y one-hot float32 (N, C), as everywhere in this file.
 
         >>> 0.0 <= float(PyTorchCNN().accuracy(torch.zeros(2, 1, 28, 28), torch.eye(10)[:2])) <= 1.0
         True

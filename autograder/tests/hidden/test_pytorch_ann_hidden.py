@@ -48,24 +48,18 @@ def test_predict_switches_to_evaluation_mode_without_gradients(pytorch_ann):
         fail(f"predict's labels differ from the network's on {int(np.sum(labels != expected))} of 12 inputs")
 
 
-def test_accuracy_takes_one_hot_or_labels(pytorch_ann):
-    """PyTorchANN.accuracy: the fraction of correct predictions, for one-hot y and for labels y"""
+def test_accuracy_is_the_fraction_of_correct_predictions(pytorch_ann):
+    """PyTorchANN.accuracy: the fraction of correct predictions for one-hot y"""
     rng = np.random.default_rng(13)
     X = rng.random((20, 5)).astype(np.float32)
     net = pytorch_ann.new("PyTorchANN", 5, 6, 3, random_seed=13)
     state = {k: np.asarray(v, dtype=np.float64) for k, v in net.state_dict("model").items()}
     y = refmath.linear_relu_linear_logits(state, X.astype(np.float64)).argmax(axis=1)
     y[:8] = (y[:8] + 1) % 3                                 # 12 of 20 right: 0.6
-    check_accuracy_forms(net, tensor(X), y, 3, 0.6)
-
-
-def check_accuracy_forms(net, X, y, classes, expected):
-    for form, labels in (("one-hot y (N, C)", onehot(y, classes, "float32", torch=True)),
-                         ("labels y (N,)", tensor(y.astype(np.int64)))):
-        got = net.call("accuracy", X, labels)
-        if not isinstance(got, (int, float)) or abs(float(got) - expected) > 1e-6:
-            fail(f"accuracy(X, {form}) returned {got!r}; {round(expected * 20)} of 20 predictions are right, so "
-                 f"{expected:g}. The docstring allows y one-hot (N, C) or labels (N,).")
+    assert_close(net.call("accuracy", tensor(X), onehot(y, 3, "float32", torch=True)), 0.6, "accuracy",
+                 "X float32 (20, 5) and one-hot y float32 (20, 3) of which the model gets 12 right",
+                 "return the fraction of rows whose predicted label is y's argmax: a float or a 0-dim tensor",
+                 rtol=0, atol=1e-6)
 
 
 def test_validation_metrics_come_from_the_validation_data(pytorch_ann):
