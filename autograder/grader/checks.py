@@ -1,7 +1,9 @@
 """Assertions that turn student answers into verdicts with readable messages.
 
 Every value from a worker is converted here into a fresh float64 ndarray (or
-a Python float / int array); its original type is never trusted.
+a Python float / int array); its original type is never trusted.  NaN and
++/-inf are wrong answers everywhere: no docstring of the assignment allows them,
+so every check here fails on them, with a message that says so.
 """
 import numpy as np
 
@@ -22,6 +24,9 @@ class PartialCredit(GradeFailure):
 
 def check_threshold(accuracy, threshold, what, config, detail=""):
     """Pass at or above ``threshold``; partial credit just below it when the config enables it."""
+    if not np.isfinite(accuracy):
+        fail(f"{what}: accuracy {accuracy}, threshold {threshold:.2f}: NaN or infinite, not an accuracy"
+             + (f" ({detail})" if detail else ""))
     line = f"{what}: accuracy {accuracy:.4f}, threshold {threshold:.2f}" + (f" ({detail})" if detail else "")
     if accuracy >= threshold:
         return line
@@ -62,8 +67,10 @@ def kind_of(value):
 MAX_ELEMENTS = 2_000_000
 
 
-def as_array(value, what, shape=None):
-    """A fresh float64 ndarray from a returned value, or a failure naming ``what``."""
+def as_array(value, what, shape=None, finite=True):
+    """A fresh float64 ndarray from a returned value, or a failure naming ``what``.
+
+    ``finite``: NaN or +/-inf anywhere fails (pass False only to give a message of your own)."""
     raw = _unwrap(value)
     if isinstance(raw, np.ndarray) and raw.size > MAX_ELEMENTS:
         fail(f"{what} returned an array of {raw.size:,} numbers (shape {raw.shape}); the grader accepts at most "
@@ -80,6 +87,10 @@ def as_array(value, what, shape=None):
              + (f" of shape {tuple(shape)}" if shape is not None else ""))
     if shape is not None and arr.shape != tuple(shape):
         fail(f"{what} returned an array of shape {arr.shape}; expected shape {tuple(shape)}")
+    if finite:
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            fail(f"{what} holds NaN or infinite values ({bad} of {arr.size}); expected finite numbers")
     return arr
 
 
@@ -113,17 +124,33 @@ def assert_close(value, expected, what, given="", hint="", rtol=1e-5, atol=1e-7)
     if isinstance(raw, np.ndarray) and raw.shape != expected.shape:   # checked before converting
         fail(f"{what}{context} returned shape {raw.shape}; expected {expected.shape}."
              + (f"\nHint: {hint}" if hint else ""))
-    actual = as_array(value, what)
+    actual = as_array(value, what, finite=False)
     if actual.shape != expected.shape:
         fail(f"{what}{context} returned shape {actual.shape}; expected {expected.shape}."
              + (f"\nHint: {hint}" if hint else ""))
-    if not np.all(np.isfinite(actual)) and np.all(np.isfinite(expected)):
-        fail(f"{what}{context} returned NaN or infinite values." + (f"\nHint: {hint}" if hint else ""))
+    if not np.all(np.isfinite(actual)):
+        fail(f"{what}{context} returned NaN or infinite values ({int(np.count_nonzero(~np.isfinite(actual)))} of "
+             f"{actual.size})." + (f"\nHint: {hint}" if hint else ""))
     count, lines = first_differences(actual, expected, rtol, atol)
     if count:
         fail(f"{what}{context}: {count} of {expected.size} values differ from the expected ones:\n"
              + "\n".join(lines) + (f"\nHint: {hint}" if hint else ""))
     return actual
+
+
+def check_trained(before, after, what, keys=None):
+    """Training changed the weights: ``after`` (a state_dict read back after training) is finite and
+    differs from ``before`` in at least one of ``keys`` (all by default).  NaN weights are never a change."""
+    keys = list(before) if keys is None else list(keys)
+    if not isinstance(after, dict) or any(k not in after for k in keys):
+        fail(f"{what}: the weights could not be read back after training ({kind_of(after)})")
+    moved = False
+    for k in keys:
+        new = as_array(after[k], f"{what}: {k} after training")
+        old = as_array(before[k], f"{what}: {k} before training", finite=False)
+        moved = moved or new.shape != old.shape or not np.allclose(new, old)
+    if not moved:
+        fail(f"{what} did not change the weights")
 
 
 def describe_input(name, arr):
@@ -168,8 +195,6 @@ def check_metrics(metrics, epochs, what):
         if arr.shape != (epochs,):
             fail(f"{what}.train_val_metrics[{k!r}] has {arr.size} entries after {epochs} epochs; expected one "
                  "per epoch")
-        if not np.all(np.isfinite(arr)):
-            fail(f"{what}.train_val_metrics[{k!r}] holds NaN or infinite values")
         out[k] = arr
     for k in ("train_accs", "val_accs"):
         if np.any(out[k] < 0) or np.any(out[k] > 1):
@@ -185,6 +210,9 @@ def check_metrics_figure(returned, metrics, what):
     panels = returned[0][protocol.FIGURE]
     if len(panels) != 2:
         fail(f"{what}: the figure has {len(panels)} axes; expected 2 side by side (loss, accuracy)")
+    for i, panel in enumerate(panels):
+        for line in panel["lines"]:
+            as_array(line["y"], f"{what}: the line {str(line.get('label'))[:40]!r} of axes {i + 1}")
     for pair, title in ((("train_losses", "val_losses"), "loss"), (("train_accs", "val_accs"), "accuracy")):
         wanted = [metrics[k] for k in pair]
         for panel in panels:

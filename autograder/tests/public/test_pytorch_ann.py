@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from grader.checks import as_array, as_labels, assert_close, check_metrics, check_plot_and_judgement, fail
+from grader.checks import (as_array, as_labels, assert_close, check_metrics, check_plot_and_judgement, check_trained,
+                           fail)
 from grader.session import onehot, tensor
 
 
@@ -58,8 +59,7 @@ def test_train_records_metrics_per_epoch(pytorch_ann):
     net.call("train", tensor(X), onehot(y, 3, "float32", torch=True), tensor(X[:10]),
              onehot(y[:10], 3, "float32", torch=True), epochs=3, batch_size=8, learning_rate=0.1)
     after = net.state_dict("model")
-    if all(np.allclose(before[k], after[k]) for k in before):
-        fail("train(...) did not change the weights of self.model")
+    check_trained(before, after, "train(...) on self.model")
     check_metrics(net.get("train_val_metrics"), 3, "PyTorchANN")
 
 

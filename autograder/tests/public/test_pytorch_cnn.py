@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from grader.assignment import CNN
-from grader.checks import as_array, as_labels, check_metrics, check_plot_and_judgement, fail
+from grader.checks import as_array, as_labels, check_metrics, check_plot_and_judgement, check_trained, fail
 from grader.session import onehot, tensor
 
 PARAMETERS = 422_986
@@ -66,7 +66,6 @@ def test_train_plot_and_judgement(pytorch_cnn):
     net.call("train", tensor(X), onehot(y, 10, "float32", torch=True), tensor(X[:4]),
              onehot(y[:4], 10, "float32", torch=True), epochs=2, learning_rate=0.001)
     after = net.state_dict("model")
-    if np.allclose(before["0.weight"], after["0.weight"]):
-        fail("train(...) did not change the first convolution's weights")
+    check_trained(before, after, "train(...) on the first convolution", keys=["0.weight"])
     metrics = check_metrics(net.get("train_val_metrics"), 2, "PyTorchCNN")
     check_plot_and_judgement(pytorch_cnn, net, metrics, "pytorch_cnn_train_val_metrics.png")
