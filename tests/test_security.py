@@ -40,6 +40,8 @@ __ROOT__ (AUTOGRADER_ROOT), __REPO__, __PORT__, __UNIX__, __LOOKUP__ (hash of
 each test image -> label), __DATA__ (the world-readable data copy, or the
 Debian folder), __OUTSIDE__ (a root-owned folder outside the grader's reach).
 """
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -61,7 +63,10 @@ import pytest
 from conftest import HANDOUT, PYTHON, ROOT, SOLUTION
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import grading_cache  # noqa: E402
 from grader import config as config_mod  # noqa: E402
+from grader import isolation as isolation_mod  # noqa: E402
 from grader import results as results_mod  # noqa: E402
 from grader.results import REPORT_NAME as REPORT  # noqa: E402
 
@@ -72,20 +77,18 @@ SECRET = "secret-7f3a9c-do-not-leak@example.edu"
 # shorter per-request limits so that the hanging attacks end sooner; still the grader's own limits
 FAST_LIMITS = ("--set", "time_limits.call=10", "--set", "time_limits.import=60")
 
-pytestmark = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0,
-                                reason="the sandbox's user separation needs the grader to run as root")
+pytestmark = [pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0,
+                                 reason="the sandbox's user separation needs the grader to run as root"),
+              pytest.mark.duration(15)]
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    """The autograder zip, built and unpacked once."""
+@pytest.fixture(scope="session")
+def source(tmp_path_factory, built_zip):
+    """The autograder zip, unpacked once per test process."""
     base = tmp_path_factory.mktemp("zip")
     os.chmod(base, 0o755)
-    zip_path = base / "autograder.zip"
-    subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), "autograder", "--out", str(zip_path)],
-                   check=True, capture_output=True)
     src = base / "source"
-    with zipfile.ZipFile(zip_path) as zf:
+    with zipfile.ZipFile(built_zip("autograder")) as zf:
         zf.extractall(src)
     return src
 
@@ -198,6 +201,18 @@ def run_autograder(source, root, *args, env=None):
     return result, proc.stdout, time.time() - start, len(raw)
 
 
+def graded_twin(source, root, *args):
+    """An honest twin's results.json, graded by run_autograder as any attack is.  A twin is honest code: it is
+    taken from the grading cache (tools/grading_cache.py) when this zip's grader graded the same bytes with the
+    same arguments before; the attack itself is always graded afresh."""
+    def run():
+        result, stdout, _, _ = run_autograder(source, root, *args)
+        return result, 0, stdout
+    env = dict(os.environ, NNAG_PYTHON=PYTHON, NNAG_TEST_SECRET=SECRET)
+    return grading_cache.cached_grading(str(root / "submission"), [*FAST_LIMITS, *args], run,
+                                        autograder=str(source / "autograder"), env=env)[0]
+
+
 def grader_has(source, option):
     """Whether the unpacked grader's run.py knows ``option`` (the isolation is being rewritten)."""
     return option in open(os.path.join(source, "autograder", "grader", "run.py")).read()
@@ -220,6 +235,28 @@ def worker_uids(result):
     assert uids and all(isinstance(u, int) and u >= base for u in uids), \
         f"the workers did not run as users of their own: {uids}"
     return uids
+
+
+@contextlib.contextmanager
+def holding_slots(uids):
+    """Hold the worker slots of ``uids`` (isolation's lock files) while a finished grading's uids are checked:
+    no other grader of this machine (make test's other processes) can start workers under them meanwhile.
+    The grader takes the least recently taken slot, so the one just released is never the next one taken."""
+    g = config_mod.load()["grading"]
+    slots = sorted({(uid - g["worker_uid_base"]) // g["uids_per_slot"] for uid in uids})
+    held = []
+    try:
+        for slot in slots:
+            fd = os.open(os.path.join(isolation_mod.SLOT_DIR, str(slot)), os.O_RDWR)
+            held.append(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pytest.fail(f"another grader took slot {slot} before this grading's uids were checked")
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 def live_tasks(uids):
@@ -302,13 +339,17 @@ def attack(name, spec, source, lookup, tmp_path, world_data, env=None):
     scratches = []
     try:
         result, stdout, _, size = run_autograder(source, root, *args, env=env)
-        written = (root / "results" / "results.json").read_bytes()
-        time.sleep(3 if spec.get("daemon") else 0.5)       # a surviving daemon would act now
-        log_before = (canary / "log").read_text(errors="replace")
-        time.sleep(1)
-        assert (root / "results" / "results.json").read_bytes() == written, "results.json changed after the grader"
-        assert (canary / "log").read_text(errors="replace") == log_before, "a process of the attack is still running"
-        left = live_tasks(worker_uids(result))
+        uids = worker_uids(result)
+        with holding_slots(uids):
+            written = (root / "results" / "results.json").read_bytes()
+            time.sleep(3 if spec.get("daemon") else 0.5)       # a surviving daemon would act now
+            log_before = (canary / "log").read_text(errors="replace")
+            time.sleep(1)
+            assert (root / "results" / "results.json").read_bytes() == written, \
+                "results.json changed after the grader"
+            assert (canary / "log").read_text(errors="replace") == log_before, \
+                "a process of the attack is still running"
+            left = live_tasks(uids)
         assert left == [], f"tasks of the worker users are left (pid, tid, state): {left}"
         scratches = re.findall(r"^scratch: (\S+)$", log_before, re.M)
         if spec.get("scratch_gone"):
@@ -352,7 +393,7 @@ def test_attack_fails(name, source, lookup, world_data, tmp_path):
         twin_root = tmp_path / "twin"
         build_submission(name, spec, twin_root / "submission", subst, honest=True)
         twin_args = ["--data-dir", world_data] if spec.get("data_copy") else []
-        twin = run_autograder(source, twin_root, "--files", spec["file"], *twin_args)[0]
+        twin = graded_twin(source, twin_root, "--files", spec["file"], *twin_args)
         assert got == scores(twin, spec["file"])
     # the other files: full marks on their fast tests
     for stem in others:

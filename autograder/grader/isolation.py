@@ -71,6 +71,18 @@ class Slot(NamedTuple):
             pass
 
 
+def _least_recently_taken(folder, count):
+    """Slot numbers, the one taken longest ago first (a slot never taken counts as oldest).  A slot's uids
+    then rest while the other slots serve: whoever checks a finished grading's uids (the red-team suite,
+    a kill's clean-up) does not meet the next grader's workers there."""
+    def taken(slot):
+        try:
+            return os.stat(os.path.join(folder, str(slot))).st_mtime_ns
+        except OSError:
+            return 0
+    return sorted(range(count), key=lambda slot: (taken(slot), slot))
+
+
 def take_slot(config):
     """The Slot of a free slot when root, else None."""
     if os.name != "posix" or os.geteuid() != 0:
@@ -88,7 +100,7 @@ def take_slot(config):
     folder = SLOT_DIR if os.path.isdir(os.path.dirname(SLOT_DIR)) else os.path.join(tempfile.gettempdir(),
                                                                                     "nnag-slots")
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    for slot in range(int(g["worker_slots"])):
+    for slot in _least_recently_taken(folder, int(g["worker_slots"])):
         uids = [int(g["worker_uid_base"]) + slot * per_slot + k for k in range(per_slot)]
         accounts = []
         for uid in uids:
@@ -109,6 +121,7 @@ def take_slot(config):
         if any([reaper.kill_user(uid, gid) for uid in uids]):      # a list: every uid is cleared
             os.close(fd)                  # a task that outlives SIGKILL (stuck in the kernel): try another slot
             continue
+        os.utime(fd)                      # taken now: the last choice of the next grader
         return Slot(slot, gid, tuple(uids), fd)
     raise IsolationError(f"all {g['worker_slots']} worker slots in {folder} are taken by other graders "
                          "(or hold uids with accounts); raise config grading.worker_slots or run fewer graders")
