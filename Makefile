@@ -45,10 +45,10 @@ solutions: setup
 fixtures: $(STAMP)
 	$(PY) tools/make_fixtures.py
 
-# Grade one submission: make grade SUBMISSION=<dir> [RESULTS=<file>]
+# Grade one submission: make grade SUBMISSION=<dir> [RESULTS=<file>] [ARGS="grader options", e.g. --files numpy_ann]
 grade: setup
 	@mkdir -p $(dir $(RESULTS))
-	$(GRADE) --submission "$(abspath $(SUBMISSION))" --results "$(abspath $(RESULTS))"
+	$(GRADE) --submission "$(abspath $(SUBMISSION))" --results "$(abspath $(RESULTS))" $(ARGS)
 
 autograder: setup check-handout
 	$(PY) tools/build_zips.py autograder
@@ -125,8 +125,11 @@ alternatives: setup
 flaky: setup
 	$(PY) tools/flaky.py
 
+# Every test, in TEST_JOBS parallel processes (pytest-xdist), longest first; the last line sums up the run
+# (wall time, tests, grading-cache hits and misses).  NNAG_GRADING_CACHE=off grades every variant again.
+TEST_JOBS ?= 3
 test: setup
-	$(PY) -m pytest -c tests/pytest.ini tests
+	$(PY) -m pytest -c tests/pytest.ini -n $(TEST_JOBS) --maxschedchunk 1 tests
 
 clean:
 	rm -rf build dist

@@ -1,6 +1,21 @@
-"""Shared helpers for the package's self-tests."""
+"""Shared helpers for the package's self-tests, and how make test is run and reported.
+
+- Order: the tests run longest first (the last run's seconds in build/test-durations.json; a
+  test not measured yet uses its ``duration(seconds)`` marker, else 1 s), so that under
+  pytest-xdist the long ones start at once and the short ones fill the gaps.
+- Build once: ``built_zip(kind)`` builds dist/'s zips once per run for every xdist worker.
+- Summary: the last line of make test gives the wall time, the tests by outcome and the
+  grading cache's hits and misses (tools/grading_cache.py; each grader process of the run
+  appends to the file in NNAG_CACHE_STATS).
+"""
+import contextlib
+import fcntl
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 
@@ -8,6 +23,127 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOLUTION = os.path.join(ROOT, "solution")
 HANDOUT = os.path.join(ROOT, "handout")
 PYTHON = sys.executable
+BUILD = os.path.join(ROOT, "build")
+DURATIONS = os.path.join(BUILD, "test-durations.json")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")          # None in the controlling process (or without xdist)
+
+if WORKER is None and "NNAG_CACHE_STATS" not in os.environ:
+    # set before xdist starts its workers: they, and every grader they start, inherit it
+    os.makedirs(BUILD, exist_ok=True)
+    os.environ["NNAG_CACHE_STATS"] = os.path.join(BUILD, f".cache-stats-{os.getpid()}")
+    _OWN_STATS = True
+else:
+    _OWN_STATS = False
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "duration(seconds): the test's usual seconds on 2 cores, for the order of a "
+                                       "run that has no measurement of it yet (longest first)")
+    config._nnag_start = time.time()
+
+
+def _expected_seconds(item, measured):
+    if item.nodeid in measured:
+        return measured[item.nodeid]
+    marker = item.get_closest_marker("duration")
+    return float(marker.args[0]) if marker else 1.0
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest first; the same order in every xdist worker (the file is only written at the end of a run)."""
+    try:
+        with open(DURATIONS, encoding="utf-8") as fh:
+            measured = json.load(fh)
+    except (OSError, ValueError):
+        measured = {}
+    items.sort(key=lambda item: -_expected_seconds(item, measured))
+
+
+_DURATIONS = {}
+
+
+def pytest_runtest_logreport(report):
+    """Seconds per test (setup, call and teardown together); in the controlling process under xdist."""
+    if WORKER is None:
+        _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
+
+
+def _cache_counts():
+    try:
+        with open(os.environ.get("NNAG_CACHE_STATS", ""), encoding="utf-8") as fh:
+            events = fh.read().split()
+    except OSError:
+        events = []
+    return events.count("hit"), events.count("miss")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if WORKER is not None:
+        return
+    stats = terminalreporter.stats
+    counts = {k: len([r for r in stats.get(k, []) if getattr(r, "when", "call") in ("call", "setup")])
+              for k in ("passed", "failed", "error", "skipped")}
+    hits, misses = _cache_counts()
+    total = sum(counts.values())
+    terminalreporter.write_line(
+        f"make test: {time.time() - config._nnag_start:.0f} s wall, {total} tests ({counts['passed']} passed, "
+        f"{counts['failed']} failed, {counts['error']} errors, {counts['skipped']} skipped), "
+        f"grading cache {hits} hits, {misses} misses", bold=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if WORKER is not None:
+        return
+    durations = _DURATIONS
+    if durations and not getattr(session.config.option, "collectonly", False):
+        try:
+            with open(DURATIONS, encoding="utf-8") as fh:
+                merged = json.load(fh)
+        except (OSError, ValueError):
+            merged = {}
+        merged.update({k: round(v, 2) for k, v in durations.items()})
+        os.makedirs(BUILD, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=BUILD, prefix=".durations-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(merged, fh, indent=0, sort_keys=True)
+        os.replace(tmp, DURATIONS)
+
+
+def pytest_unconfigure(config):
+    if _OWN_STATS:
+        with contextlib.suppress(OSError):
+            os.unlink(os.environ["NNAG_CACHE_STATS"])
+
+
+@contextlib.contextmanager
+def _run_lock(name, tmp_path_factory):
+    """A folder shared by this run's processes (xdist's workers share the parent of their base temp), held
+    under an exclusive lock named ``name``."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if WORKER else base
+    with open(shared / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield shared
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def built_zip(tmp_path_factory):
+    """``built_zip("autograder")`` / ``built_zip("handout")``: the zip built by tools/build_zips.py, once per
+    run for every worker (a test that changes it must copy it first)."""
+    def build(kind):
+        with _run_lock(f"zip-{kind}", tmp_path_factory) as shared:
+            path = shared / f"{kind}.zip"
+            if not path.exists():
+                tmp = shared / f".{kind}.zip.tmp"
+                subprocess.run([PYTHON, os.path.join(ROOT, "tools", "build_zips.py"), kind, "--out", str(tmp)],
+                               check=True, capture_output=True)
+                os.replace(tmp, path)
+            os.chmod(shared, 0o755)
+            return path
+    return build
 
 
 def can_simulate_gradescope():

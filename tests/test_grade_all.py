@@ -59,6 +59,7 @@ def newest_csv(out):
         return out / name, {r["submission_id"]: r for r in csv.DictReader(fh)}
 
 
+@pytest.mark.duration(52)
 def test_grade_all_export_resume_and_compare(tmp_path):
     export = tmp_path / "export"
     for i in range(1, 6):

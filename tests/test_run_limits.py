@@ -59,6 +59,7 @@ def by_file(result):
     return out
 
 
+@pytest.mark.duration(40)
 def test_total_time_runs_out_on_a_hanging_file(tmp_path):
     """A tiny total: the finished file keeps its scores; the hanging one's requests are cut to the time left,
     then refused, each saying the total ran out; nothing runs past the total."""
@@ -88,6 +89,7 @@ def test_total_time_runs_out_on_a_hanging_file(tmp_path):
 HANGING_NUMPY = HANGING_ANN.replace("PyTorchANN", "NumpyANN")
 
 
+@pytest.mark.duration(38)
 def test_a_hanging_file_spends_only_its_own_share(tmp_path):
     """numpy_ann hangs (first in the run); pytorch_ann, the reference, still gets its share and full marks,
     and the instructor report names the file that lost tests to the clock and the time it used."""

@@ -22,6 +22,7 @@ def run_variants(kind, tmp_path):
     return proc, report["rows"]
 
 
+@pytest.mark.duration(470)
 def test_every_mutant_loses_points_and_public_tests_catch_half(tmp_path):
     proc, rows = run_variants("mutants", tmp_path)
     assert len(rows) >= 40
@@ -61,6 +62,7 @@ def test_a_mutant_caught_elsewhere_breaks_the_contract():
                       ["public/test_pytorch_ann.py::test_architecture"])]
 
 
+@pytest.mark.duration(172)
 def test_every_alternative_gets_full_marks(tmp_path):
     proc, rows = run_variants("alternatives", tmp_path)
     assert len(rows) >= 8

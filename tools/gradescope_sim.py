@@ -360,6 +360,7 @@ def simulate(tier, submission, timeout, memory_mb=None, zip_path=None, grader_ar
         "killed_at_timeout": killed, "peak_mb": round(peak) if peak is not None else None, "oom_kills": ooms,
         "sampled_peaks": sampler.peaks,
         "results": state, "score": (result or {}).get("score"), "max_score": total,
+        "leaderboard": (result or {}).get("leaderboard"),
         "failed": [[t["name"], t["output"][:400]] for t in tests if t["status"] != "passed" and t["max_score"] > 0],
         "per_file": per_file(tests),
         "worker_threads": extra.get("worker_threads"),

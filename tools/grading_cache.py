@@ -102,10 +102,10 @@ def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
     add("format", FORMAT)
     for rel, path in _files(os.path.join(autograder, "grader")):
         add(f"grader/{rel}", open(path, "rb").read())
-    for name in ("pytest.ini", "run_autograder", "setup.sh"):
-        path = os.path.join(autograder, name)
-        if os.path.isfile(path):
-            add(name, open(path, "rb").read())
+    for name in ("pytest.ini", "run_autograder", "setup.sh"):     # in autograder/, or at the unpacked zip's root
+        for path in (os.path.join(autograder, name), os.path.join(os.path.dirname(autograder), name)):
+            if os.path.isfile(path):
+                add(name, open(path, "rb").read())
     config = _option(args, "--config") or os.path.join(autograder, "config.toml")
     add("config", open(config if os.path.isabs(config) else os.path.join(autograder, config), "rb").read())
     for utils in (os.path.join(os.path.dirname(autograder), "handout", "utils.py"),
