@@ -60,7 +60,7 @@ EXEMPT = {
     "fail": "raises the failure itself",
     "shape_of": "describes a shape", "kind_of": "describes a type", "describe_input": "describes a grader input",
     "first_differences": "lists differences for assert_close, which refuses non-finite values first",
-    "check_png": "reads a file's bytes, no numbers",
+    "check_png": "reads a file's bytes, no numbers", "read_student_file": "reads a file's bytes, no numbers",
     "check_plot_and_judgement": "judges the figure with check_metrics_figure and a string",
     "check_prediction_mode": "judges labels through as_labels",
     "confusion": "counts grader-computed integer labels", "class_report": "counts grader-computed integer labels",

@@ -186,15 +186,16 @@ def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
     data = good.read_bytes()
     cases = {"missing": (None, "was not found: upload it"), "not a png": (b"GIF89a" + data[6:], "cannot be read as a PNG"),
              "cut short": (data[: len(data) // 2], "is an incomplete PNG image")}
+    limits = config_mod.load()["size_limits"]
     for name, shows in hidden.FIGURES.items():
-        assert checks.check_png(str(good), name, shows) == (100, 100)
+        assert checks.check_png(str(good), name, limits, shows) == (100, 100)
         for content, says in cases.values():
             path = None
             if content is not None:
                 path = tmp_path / name
                 path.write_bytes(content)
             with pytest.raises(checks.GradeFailure) as info:
-                checks.check_png(str(path) if path else None, name, shows, missing="upload it")
+                checks.check_png(str(path) if path else None, name, limits, shows, missing="upload it")
             assert str(info.value).startswith(f"{name} ({shows})") and says in str(info.value)
     assert "predicted and true class names" in hidden.FIGURES["fmnist_misclassified.png"]
 

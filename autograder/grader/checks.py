@@ -5,9 +5,14 @@ a Python float / int array); its original type is never trusted.  NaN and
 +/-inf are wrong answers everywhere: no docstring of the assignment allows them,
 so every check here fails on them, with a message that says so.
 """
+import errno
+import os
+import stat
+
 import numpy as np
 
-from . import assignment, protocol
+from . import assignment, protocol, submission
+from .config import size_limit
 
 
 class GradeFailure(AssertionError):
@@ -161,20 +166,53 @@ def describe_input(name, arr):
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def check_png(path, name, shows="", missing="it must be written next to your code"):
-    """The file must exist and be a complete PNG image (signature, IHDR, IEND).
+def _kind_of_file(mode):
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_student_file(path, what, limit, ranges):
+    """Bytes of a file the student's code could have written (or linked, or replaced by a FIFO).
+
+    Opened relative to its folder's descriptor without following a symbolic link and without
+    blocking, then ``fstat`` must say a regular file of at most ``limit`` bytes; only the byte
+    ranges ``ranges`` ([(offset, count)], a negative offset counts from the end) are read, so
+    nothing the file holds decides how much the grader reads.  Returns (size, [bytes per range]);
+    any other file fails with a message naming ``what``."""
+    try:
+        fd, info = submission.open_untrusted(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            fail(f"{what} is a symbolic link; the grader reads only a real file: save the image itself there")
+        fail(f"{what} could not be opened ({exc.strerror or exc}); save the image itself there as a regular file")
+    try:
+        if not stat.S_ISREG(info.st_mode):
+            fail(f"{what} is {_kind_of_file(info.st_mode)}, not a regular file; save the image itself there")
+        if info.st_size > limit:
+            fail(f"{what} is {info.st_size:,} bytes, over the grader's limit of {limit:,} bytes")
+        chunks = []
+        for offset, count in ranges:
+            start = max(0, info.st_size + offset) if offset < 0 else offset
+            chunks.append(os.pread(fd, max(0, min(count, limit - start)), start) if start < limit else b"")
+        return info.st_size, chunks
+    finally:
+        os.close(fd)
+
+
+def check_png(path, name, size_limits, shows="", missing="it must be written next to your code"):
+    """The file must exist and be a complete PNG image (signature, IHDR, IEND) within its size limit.
 
     ``shows`` says what the figure must show; every message names the file and, with it, that
-    content, so a student knows which of the figures is missing or unreadable."""
+    content, so a student knows which of the figures is missing or unreadable.  The file is
+    read as read_student_file reads it (no link followed, no FIFO waited for, a bounded read)."""
     what = f"{name} ({shows})" if shows else name
     if path is None:
         fail(f"{what} was not found: {missing}")
-    with open(path, "rb") as fh:
-        head = fh.read(33)
-        fh.seek(0, 2)
-        size = fh.tell()
-        fh.seek(max(0, size - 12))
-        tail = fh.read()
+    _, (head, tail) = read_student_file(path, what, size_limit(size_limits, name), [(0, 33), (-12, 12)])
     if not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
         fail(f"{what} cannot be read as a PNG image; save it with fig.savefig('{name}')")
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
@@ -235,7 +273,8 @@ def check_plot_and_judgement(student_file, net, metrics, png_name):
     report_my_judgement() returns one of the three strings."""
     student_file.fresh_path(png_name)
     check_metrics_figure(net.call("plot_train_val_metrics"), metrics, "plot_train_val_metrics()")
-    check_png(student_file.path(png_name), png_name, assignment.FIGURES[png_name],
+    check_png(student_file.path(png_name), png_name, student_file.session.config["size_limits"],
+              assignment.FIGURES[png_name],
               missing="plot_train_val_metrics() must save it in the current folder")
     judgement = net.call("report_my_judgement")
     if judgement not in JUDGEMENTS:

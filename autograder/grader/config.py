@@ -152,6 +152,12 @@ KINDS = MappingProxyType({"int": "a whole number", "number": "a number", "bool":
                           "schedule": "a list of [epochs, learning rate] pairs"})
 
 
+def size_limit(size_limits, name):
+    """Bytes the grader accepts of the file ``name``: its own [size_limits] entry, else the default."""
+    limit = size_limits.get(name)
+    return size_limits["default"] if limit is None else limit
+
+
 def load(path=None, overrides=()):
     """Read and check the config; ``overrides`` are "section.key=value" strings (TOML values)
     applied on top, e.g. "budget.pytorch_cnn.train_images=9600"."""

@@ -266,10 +266,13 @@ class StudentFile:
         self.request("seed", None, what="seeding", seed=seed)
 
     def path(self, name):
-        """Path of an allowlisted file in this file's scratch folder (None if absent)."""
+        """Path of an allowlisted file in this file's scratch folder (None if nothing has that name).
+
+        The student's code may have put a link, a FIFO or a huge file there: read it only with
+        checks.read_student_file (check_png does)."""
         scratch = self.session.scratch.get(self.stem)
         path = os.path.join(scratch, name) if scratch else None
-        return path if path and os.path.isfile(path) else None
+        return path if path and os.path.lexists(path) else None
 
     def fresh_path(self, name):
         """Path where the worker will write ``name``; any submitted copy is removed first."""

@@ -6,8 +6,10 @@ placed where Python could load it.
 """
 import os
 import shutil
+import stat
 
 from . import assignment
+from .config import size_limit
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -60,12 +62,47 @@ def suspicious_files(upload):
     return hits
 
 
+# open flags for a file a student made (uploaded, or written by their code): never follow a link in the
+# last component, never wait (a FIFO or a device opens at once), never become a controlling terminal
+UNTRUSTED_OPEN = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                  | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
+def open_untrusted(path):
+    """(descriptor, fstat result) of ``path``, opened read-only with UNTRUSTED_OPEN relative to a
+    descriptor of its folder.  Raises OSError (errno ELOOP: a symbolic link).  The caller checks
+    ``stat.S_ISREG`` and the size before reading, and closes the descriptor."""
+    folder, name = os.path.split(path)
+    if os.open not in os.supports_dir_fd:
+        fd = os.open(path, UNTRUSTED_OPEN)
+    else:
+        dir_fd = os.open(folder or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fd = os.open(name, UNTRUSTED_OPEN, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+    try:
+        return fd, os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+
+
 def copy_capped(src, dest, limit):
-    """Copy at most ``limit`` bytes; returns False (and copies nothing) when larger."""
-    if os.path.getsize(src) > limit:
+    """Copy a regular file of at most ``limit`` bytes; returns False (and copies nothing) for anything
+    else (larger, a link, a FIFO...).  Opened with open_untrusted; never reads more than ``limit``."""
+    try:
+        fd, info = open_untrusted(src)
+    except OSError:
         return False
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        shutil.copyfileobj(fin, fout)
+    with os.fdopen(fd, "rb") as fin:
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return False
+        data = fin.read(limit + 1)
+    if len(data) > limit:             # grew after fstat
+        return False
+    with open(dest, "wb") as fout:
+        fout.write(data)
     return True
 
 
@@ -80,7 +117,7 @@ def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
     shutil.copy(utils_path, os.path.join(scratch, assignment.UTILS))
     for name in assignment.file_of(stem).uploads:
         if name in found:
-            limit = size_limits.get(name, size_limits["default"])
+            limit = size_limit(size_limits, name)
             if not copy_capped(found[name], os.path.join(scratch, name), limit):
                 notes.append(f"{name} is larger than the limit of {limit} bytes and was not used")
     if owner is not None:

@@ -84,7 +84,7 @@ def test_train_model_returns_one_loss_per_step(fashionmnist):
     check_trained(before, after, "train_model (it trains the model in place)")
 
 
-def test_example_images_are_saved(fashionmnist):
+def test_example_images_are_saved(fashionmnist, config):
     """fashionmnist.save_example_images writes the misclassified and the correct example as PNGs"""
     rng = np.random.default_rng(23)
     X = rng.random((60, 1, 28, 28)).astype(np.float32)
@@ -97,13 +97,13 @@ def test_example_images_are_saved(fashionmnist):
         fashionmnist.fresh_path(name)
     fashionmnist.call("save_example_images", model.ref(), tensor(X), tensor(y.astype(np.int64)))
     for name in names:
-        check_png(fashionmnist.path(name), name, FIGURES[name],
+        check_png(fashionmnist.path(name), name, config["size_limits"], FIGURES[name],
                   missing="save_example_images(model, X_test, y_test) must write it in the current folder")
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
 @pytest.mark.weight(0.5)
-def test_submitted_figures(fashionmnist, name):
+def test_submitted_figures(fashionmnist, config, name):
     """fashionmnist: the submitted figure is a PNG (its content is graded by hand)"""
-    check_png(fashionmnist.submitted_path(name), name, FIGURES[name],
+    check_png(fashionmnist.submitted_path(name), name, config["size_limits"], FIGURES[name],
               missing="upload it with fashionmnist.py (run your training script to make it)")
