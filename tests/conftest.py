@@ -1,8 +1,9 @@
 """Shared helpers for the package's self-tests, and how make test is run and reported.
 
-- Order: the tests run longest first (the last run's seconds in build/test-durations.json; a
-  test not measured yet uses its ``duration(seconds)`` marker, else 1 s), so that under
-  pytest-xdist the long ones start at once and the short ones fill the gaps.
+- Order: the tests run longest first, each followed by one of the shortest (by the larger of
+  the last run's seconds, kept in build/test-durations.json, and the test's
+  ``duration(seconds)`` marker; else 1 s), so that under pytest-xdist the long ones start at
+  once and the short ones fill the gaps.
 - Build once: ``built_zip(kind)`` builds dist/'s zips once per run for every xdist worker.
 - Summary: the last line of make test gives the wall time, the tests by outcome and the
   grading cache's hits and misses (tools/grading_cache.py; each grader process of the run
@@ -37,26 +38,34 @@ else:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "duration(seconds): the test's usual seconds on 2 cores, for the order of a "
-                                       "run that has no measurement of it yet (longest first)")
+    config.addinivalue_line("markers", "duration(seconds): the test's seconds on 2 cores with the grading cache "
+                                       "cold, for make test's order (longest first)")
     config._nnag_start = time.time()
 
 
 def _expected_seconds(item, measured):
-    if item.nodeid in measured:
-        return measured[item.nodeid]
+    """The larger of the last run's seconds and the duration marker (a marked test is long when the grading
+    cache is cold, even after a warm run measured it short), else 1 s."""
     marker = item.get_closest_marker("duration")
-    return float(marker.args[0]) if marker else 1.0
+    return max(measured.get(item.nodeid, 0.0), float(marker.args[0]) if marker else 0.0) or 1.0
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Longest first; the same order in every xdist worker (the file is only written at the end of a run)."""
+    """Longest first, each followed by one of the shortest: an xdist worker always holds the test it runs and
+    the next one, so a short one waits behind each long one instead of another long one.  The same order in
+    every xdist worker (the durations file is only written at the end of a run)."""
     try:
         with open(DURATIONS, encoding="utf-8") as fh:
             measured = json.load(fh)
     except (OSError, ValueError):
         measured = {}
-    items.sort(key=lambda item: -_expected_seconds(item, measured))
+    longest_first = sorted(items, key=lambda item: -_expected_seconds(item, measured))
+    order = []
+    while longest_first:
+        order.append(longest_first.pop(0))
+        if longest_first:
+            order.append(longest_first.pop())
+    items[:] = order
 
 
 _DURATIONS = {}
@@ -81,8 +90,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if WORKER is not None:
         return
     stats = terminalreporter.stats
-    counts = {k: len([r for r in stats.get(k, []) if getattr(r, "when", "call") in ("call", "setup")])
-              for k in ("passed", "failed", "error", "skipped")}
+    counts = {k: len(stats.get(k, [])) for k in ("passed", "failed", "error", "skipped")}
     hits, misses = _cache_counts()
     total = sum(counts.values())
     terminalreporter.write_line(
