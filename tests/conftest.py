@@ -28,6 +28,11 @@ BUILD = os.path.join(ROOT, "build")
 DURATIONS = os.path.join(BUILD, "test-durations.json")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")          # None in the controlling process (or without xdist)
 
+# Several graders share the 2 cores under make test: one torch / BLAS thread per worker (as in Gradescope's
+# default tier), never threads spinning against each other.  tools/gradescope_sim.py gives its grader a clean
+# environment and the tier's own thread count.
+os.environ.setdefault("NNAG_WORKER_THREADS", "1")
+
 if WORKER is None and "NNAG_CACHE_STATS" not in os.environ:
     # set before xdist starts its workers: they, and every grader they start, inherit it
     os.makedirs(BUILD, exist_ok=True)

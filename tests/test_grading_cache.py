@@ -118,3 +118,14 @@ def test_a_grading_is_reused_while_its_key_holds_and_only_a_normal_ending_is_kep
     entries = [f for d in (tmp_path / "cache").iterdir() for f in d.iterdir()]
     assert len(entries) == 2 and all(json.loads(f.read_text())["result"]["extra_data"]["partial"] is False
                                      for f in entries)
+
+
+def test_a_script_run_is_keyed_by_its_files_arguments_and_environment(tmp_path):
+    script, utils = tmp_path / "s.py", tmp_path / "utils.py"
+    script.write_text("print('PASS')\n")
+    utils.write_text("X = 1\n")
+    base = grading_cache.script_key([script, utils], extra=["s.py", "OMP_NUM_THREADS=1"])
+    assert grading_cache.script_key([script, utils], extra=["s.py", "OMP_NUM_THREADS=1"]) == base
+    assert grading_cache.script_key([script, utils], extra=["s.py", "OMP_NUM_THREADS=2"]) != base
+    utils.write_text("X = 2\n")
+    assert grading_cache.script_key([script, utils], extra=["s.py", "OMP_NUM_THREADS=1"]) != base

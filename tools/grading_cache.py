@@ -1,7 +1,8 @@
-"""A cache of gradings, keyed by everything a grading's result can depend on.
+"""A cache of gradings (and of the reference scripts' runs), keyed by everything a result can depend on.
 
-    from grading_cache import cached_grading
-    result = cached_grading(folder, args, run, autograder=AUTOGRADER)
+    from grading_cache import cached_grading, cached, script_key
+    result, hit = cached_grading(folder, args, run, autograder=AUTOGRADER)
+    result, hit = cached(script_key([script, utils], extra=[...]), run, keep)
 
 The self-tests and tools/variants.py grade the same bytes again and again: the reference's
 baselines, every mutant and alternative, the red team's honest twins.  A grading is reused
@@ -18,7 +19,10 @@ when its key is unchanged.  The key is a SHA-256 over:
   torch versions, and the size and time of the Fashion-MNIST files the grader may read.
 
 Only a grading that ended normally is kept: the grader exited 0 and wrote its final
-results.json (``extra_data.partial`` false, no internal grader error).  Entries are written
+results.json (``extra_data.partial`` false, no internal grader error).  A script's run (the
+reference scripts' own training, tests/test_solution_accuracy.py) is keyed by the bytes of the
+files it reads, its arguments and environment, the Python, the library versions and the data
+files, and kept when the caller says it succeeded.  Entries are written
 atomically under build/grading-cache/ (never committed).  NNAG_GRADING_CACHE=off turns the
 cache off; NNAG_GRADING_CACHE_DIR moves it.  When NNAG_CACHE_STATS names a file, each lookup
 appends "hit" or "miss" to it (make test's summary line counts them).
@@ -87,19 +91,45 @@ def _versions():
     return found
 
 
-def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
-    """The cache key of grading ``folder`` with the grader in ``autograder`` and ``args`` (the grader's
-    arguments after --submission/--results, e.g. ["--files", "numpy_ann", "--set", "x.y=1"])."""
-    env = os.environ if env is None else env
-    args = [str(a) for a in args]
+def _environment_parts(add, python, data_dirs):
+    """What a run depends on beyond its files: the Python, the library versions, the data files."""
+    add("python", json.dumps([python or sys.executable, sys.version]))
+    add("versions", json.dumps(_versions(), sort_keys=True))
+    for d in data_dirs:
+        if d and os.path.isdir(d):
+            for rel, path in _files(d):
+                st = os.stat(path)
+                add(f"data/{d}/{rel}", f"{st.st_size} {st.st_mtime_ns}")
+
+
+def _hasher():
     h = hashlib.sha256()
 
     def add(label, data):
         data = data if isinstance(data, bytes) else str(data).encode()
         h.update(f"{label}\0{len(data)}\0".encode())
         h.update(data)
-
     add("format", FORMAT)
+    return h, add
+
+
+def script_key(paths, extra=(), python=None):
+    """The key of running a script that reads ``paths`` (their bytes), with ``extra`` (its arguments and
+    environment, as strings), the Python, the library versions and the Fashion-MNIST files."""
+    h, add = _hasher()
+    for path in paths:
+        add(f"file/{os.path.basename(path)}", open(path, "rb").read())
+    add("extra", json.dumps(list(extra)))
+    _environment_parts(add, python, [os.environ.get("FMNIST_DIR"), *DATA_DIRS])
+    return h.hexdigest()
+
+
+def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
+    """The cache key of grading ``folder`` with the grader in ``autograder`` and ``args`` (the grader's
+    arguments after --submission/--results, e.g. ["--files", "numpy_ann", "--set", "x.y=1"])."""
+    env = os.environ if env is None else env
+    args = [str(a) for a in args]
+    h, add = _hasher()
     for rel, path in _files(os.path.join(autograder, "grader")):
         add(f"grader/{rel}", open(path, "rb").read())
     for name in ("pytest.ini", "run_autograder", "setup.sh"):     # in autograder/, or at the unpacked zip's root
@@ -125,14 +155,7 @@ def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
         add(f"submission/{rel}", open(path, "rb").read())
     add("args", json.dumps(args))
     add("env", json.dumps(sorted((k, v) for k, v in env.items() if k.startswith("NNAG_") or k == "FMNIST_DIR")))
-    add("python", json.dumps([python or sys.executable, sys.version]))
-    add("versions", json.dumps(_versions(), sort_keys=True))
-    data_dirs = [d for d in (_option(args, "--data-dir"), env.get("FMNIST_DIR"), *DATA_DIRS) if d]
-    for d in data_dirs:
-        if os.path.isdir(d):
-            for rel, path in _files(d):
-                st = os.stat(path)
-                add(f"data/{d}/{rel}", f"{st.st_size} {st.st_mtime_ns}")
+    _environment_parts(add, python, [_option(args, "--data-dir"), env.get("FMNIST_DIR"), *DATA_DIRS])
     return h.hexdigest()
 
 
@@ -184,20 +207,33 @@ def store(key, result):
         raise
 
 
-def cached_grading(folder, args, run, autograder=AUTOGRADER, python=None, env=None):
-    """results.json of grading ``folder`` with ``args``: from the cache when the key is known, else from
-    ``run()``, which grades and returns (results dict or None, return code, stdout); a normal ending is
-    stored.  Returns (result, hit)."""
+def cached(key, run, keep):
+    """``run()``'s result (JSON data), or the one stored under ``key``; a result is stored when ``keep(result)``.
+    Returns (result, hit)."""
     if not enabled():
-        result, _, _ = run()
-        return result, False
-    key = grading_key(folder, args, autograder=autograder, python=python, env=env)
+        return run(), False
     result = lookup(key)
     if result is not None:
         _count("hit")
         return result, True
     _count("miss")
-    result, returncode, stdout = run()
-    if keepable(result, returncode, stdout):
+    result = run()
+    if keep(result):
         store(key, result)
     return result, False
+
+
+def cached_grading(folder, args, run, autograder=AUTOGRADER, python=None, env=None):
+    """results.json of grading ``folder`` with ``args``: from the cache when the key is known, else from
+    ``run()``, which grades and returns (results dict or None, return code, stdout); a normal ending is
+    stored.  Returns (result, hit)."""
+    if not enabled():
+        return run()[0], False
+    key = grading_key(folder, args, autograder=autograder, python=python, env=env)
+    ended_normally = []
+
+    def graded():
+        result, returncode, stdout = run()
+        ended_normally.append(keepable(result, returncode, stdout))
+        return result
+    return cached(key, graded, lambda result: ended_normally[0])
