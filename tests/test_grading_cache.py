@@ -81,6 +81,8 @@ def test_the_key_changes_with_everything_a_grading_depends_on_and_nothing_else(t
     assert keys(ag, sub, "--set", "budget.numpy_ann.epochs=1") != base
     assert keys(ag, sub, env={"NNAG_WORKER_THREADS": "1"}) != base
     assert keys(ag, sub, env={"PATH": "/bin", "HOME": "/x"}) == base           # other variables do not matter
+    assert keys(ag, sub, env={"NNAG_CACHE_STATS": "/tmp/stats-1", "NNAG_GRADING_CACHE_DIR": "/x",
+                              "NNAG_GRADING_CACHE": "on"}) == base                # nor the cache's own
     monkeypatch.setattr(grading_cache, "_versions", lambda: {"numpy": "0.0", "torch": "0.0"})
     assert changed() == {"numpy_ann", "pytorch_cnn"}
 

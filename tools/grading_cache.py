@@ -15,7 +15,7 @@ when its key is unchanged.  The key is a SHA-256 over:
   one file's hidden tests regrades only that file's variants;
 - every file of the submission folder (path and bytes);
 - the grader's arguments (without the submission and results paths);
-- the NNAG_* and FMNIST_DIR environment, the Python that runs the grader, the numpy and
+- the NNAG_* and FMNIST_DIR environment (but the cache's own variables), the Python that runs the grader, the numpy and
   torch versions, and the size and time of the Fashion-MNIST files the grader may read.
 
 Only a grading that ended normally is kept: the grader exited 0 and wrote its final
@@ -38,7 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUTOGRADER = os.path.join(ROOT, "autograder")
 FORMAT = "nnag-grading-cache-1"          # change when what an entry holds changes
 DATA_DIRS = ("/usr/share/datasets/fashion-mnist", os.path.join(ROOT, "data"))
-PATH_ARGS = ("--submission", "--results")
+# the cache's own settings: never part of a key (the statistics file is new in every make test)
+OWN_VARIABLES = ("NNAG_GRADING_CACHE", "NNAG_GRADING_CACHE_DIR", "NNAG_CACHE_STATS")
 
 
 def cache_dir():
@@ -154,7 +155,8 @@ def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
     for rel, path in _files(folder):
         add(f"submission/{rel}", open(path, "rb").read())
     add("args", json.dumps(args))
-    add("env", json.dumps(sorted((k, v) for k, v in env.items() if k.startswith("NNAG_") or k == "FMNIST_DIR")))
+    add("env", json.dumps(sorted((k, v) for k, v in env.items()
+                                 if (k.startswith("NNAG_") or k == "FMNIST_DIR") and k not in OWN_VARIABLES)))
     _environment_parts(add, python, [_option(args, "--data-dir"), env.get("FMNIST_DIR"), *DATA_DIRS])
     return h.hexdigest()
 
