@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -40,9 +41,40 @@ submission_5:
 """
 
 
-def workers():
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sum("runtime/worker.py" in line for line in out.splitlines())
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+class WorkerWatch:
+    """The worker processes started by the graders of one export, seen in /proc every 0.1 s while grade-all
+    runs (a worker whose parent is a grader of a submission of that export).  Other tests grade beside this
+    one under make test: only these workers are this run's."""
+
+    def __init__(self, export):
+        self.export, self.seen, self.done = str(export), set(), threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self):
+        while not self.done.wait(0.1):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                if any(a.endswith("runtime/worker.py") for a in cmdline(pid)):
+                    try:
+                        with open(f"/proc/{pid}/stat") as fh:
+                            ppid = fh.read().rsplit(")", 1)[1].split()[1]
+                    except (OSError, IndexError):
+                        continue
+                    if any(a.startswith(self.export) for a in cmdline(ppid)):
+                        self.seen.add(int(pid))
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return sorted(pid for pid in self.seen if any(a.endswith("runtime/worker.py") for a in cmdline(pid)))
 
 
 def grade_all(export, out, *extra, where=("--jobs", "2")):
@@ -72,14 +104,15 @@ def test_grade_all_export_resume_and_compare(tmp_path):
     (export / "submission_metadata.yml").write_text(METADATA)
     os.chmod(tmp_path, 0o755)
     out = tmp_path / "grades"
-    before = workers()
+    watch = WorkerWatch(export)
 
     proc = grade_all(export, out)
     first_csv, rows = newest_csv(out)
     status = {sid: r["status"] for sid, r in rows.items()}
     assert status == {"submission_1": "graded", "submission_2": "graded", "submission_3": "graded",
                       "submission_4": "no-files", "submission_5": "timeout"}
-    assert workers() <= before                      # the hung submission's worker was killed
+    left = watch.stop()
+    assert watch.seen and left == [], left          # workers ran; the hung submission's was killed
     reference = json.loads((out / "results" / "submission_1.json").read_text())
     full = sum(t["max_score"] for t in reference["tests"])
     assert full > 0 and float(rows["submission_1"]["total"]) == full
