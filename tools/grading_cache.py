@@ -15,8 +15,9 @@ when its key is unchanged.  The key is a SHA-256 over:
   one file's hidden tests regrades only that file's variants;
 - every file of the submission folder (path and bytes);
 - the grader's arguments (without the submission and results paths);
-- the NNAG_* and FMNIST_DIR environment (but the cache's own variables), the Python that runs the grader, the numpy and
-  torch versions, and the size and time of the Fashion-MNIST files the grader may read.
+- the NNAG_* and FMNIST_DIR environment (but the cache's own variables), the Python that
+  runs the grader, the numpy and torch versions, and the size and time of the Fashion-MNIST
+  files the grader may read.
 
 Only a grading that ended normally is kept: the grader exited 0 and wrote its final
 results.json (``extra_data.partial`` false, no internal grader error).  A script's run (the
@@ -37,9 +38,15 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUTOGRADER = os.path.join(ROOT, "autograder")
 FORMAT = "nnag-grading-cache-1"          # change when what an entry holds changes
-DATA_DIRS = ("/usr/share/datasets/fashion-mnist", os.path.join(ROOT, "data"))
+# where utils.load_mnist_f looks (its ./data/ relative to the repository and to the grader's folder)
+DATA_DIRS = ("/usr/share/datasets/fashion-mnist", os.path.join(ROOT, "data"), os.path.join(AUTOGRADER, "data"))
 # the cache's own settings: never part of a key (the statistics file is new in every make test)
 OWN_VARIABLES = ("NNAG_GRADING_CACHE", "NNAG_GRADING_CACHE_DIR", "NNAG_CACHE_STATS")
+
+
+def _read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def cache_dir():
@@ -119,7 +126,7 @@ def script_key(paths, extra=(), python=None):
     environment, as strings), the Python, the library versions and the Fashion-MNIST files."""
     h, add = _hasher()
     for path in paths:
-        add(f"file/{os.path.basename(path)}", open(path, "rb").read())
+        add(f"file/{os.path.basename(path)}", _read(path))
     add("extra", json.dumps(list(extra)))
     _environment_parts(add, python, [os.environ.get("FMNIST_DIR"), *DATA_DIRS])
     return h.hexdigest()
@@ -132,17 +139,17 @@ def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
     args = [str(a) for a in args]
     h, add = _hasher()
     for rel, path in _files(os.path.join(autograder, "grader")):
-        add(f"grader/{rel}", open(path, "rb").read())
+        add(f"grader/{rel}", _read(path))
     for name in ("pytest.ini", "run_autograder", "setup.sh"):     # in autograder/, or at the unpacked zip's root
         for path in (os.path.join(autograder, name), os.path.join(os.path.dirname(autograder), name)):
             if os.path.isfile(path):
-                add(name, open(path, "rb").read())
+                add(name, _read(path))
     config = _option(args, "--config") or os.path.join(autograder, "config.toml")
-    add("config", open(config if os.path.isabs(config) else os.path.join(autograder, config), "rb").read())
+    add("config", _read(config if os.path.isabs(config) else os.path.join(autograder, config)))
     for utils in (os.path.join(os.path.dirname(autograder), "handout", "utils.py"),
                   os.path.join(os.path.dirname(autograder), "utils.py")):
         if os.path.isfile(utils):
-            add("utils", open(utils, "rb").read())
+            add("utils", _read(utils))
             break
     tests = os.path.join(autograder, "tests")
     all_files = _files(tests)
@@ -151,9 +158,9 @@ def grading_key(folder, args, autograder=AUTOGRADER, python=None, env=None):
     for rel, path in all_files:
         stem = _stem_of_test(os.path.basename(rel))
         if stem is None or stem in graded or stem not in stems_with_tests:
-            add(f"tests/{rel}", open(path, "rb").read())
+            add(f"tests/{rel}", _read(path))
     for rel, path in _files(folder):
-        add(f"submission/{rel}", open(path, "rb").read())
+        add(f"submission/{rel}", _read(path))
     add("args", json.dumps(args))
     add("env", json.dumps(sorted((k, v) for k, v in env.items()
                                  if (k.startswith("NNAG_") or k == "FMNIST_DIR") and k not in OWN_VARIABLES)))
