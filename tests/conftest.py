@@ -159,6 +159,23 @@ def built_zip(tmp_path_factory):
     return build
 
 
+@pytest.fixture
+def private_slots(tmp_path, monkeypatch):
+    """``config, folder = private_slots(count)``: isolation.take_slot's lock folder moved to this test's own
+    (``folder``, not created yet) and a config of ``count`` slots whose uids are far from any real grader's, so
+    that a test of slot taking never meets make test's other graders."""
+    sys.path.insert(0, os.path.join(ROOT, "autograder"))
+    from grader import config as config_mod, isolation
+    folder = tmp_path / "slots"
+    monkeypatch.setattr(isolation, "SLOT_DIR", str(folder))
+
+    def make(count):
+        config = config_mod.load()
+        config["grading"] = dict(config["grading"], worker_uid_base=3_000_000_000, worker_slots=count)
+        return config, folder
+    return make
+
+
 def can_simulate_gradescope():
     """Root with writable cgroups: tools/gradescope_sim.py can run the zip inside a tier's limits here."""
     return os.name == "posix" and os.geteuid() == 0 and (

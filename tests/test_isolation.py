@@ -160,13 +160,11 @@ def slot():
 
 
 @root_only
-def test_taking_a_slot_kills_what_a_dead_grader_left_under_its_uids(tmp_path, monkeypatch):
+def test_taking_a_slot_kills_what_a_dead_grader_left_under_its_uids(private_slots):
     """A grader killed without its cleanup leaves its workers running: the next grader to take that slot ends
-    them before any of its own workers runs under those uids.  (One slot, in a folder of its own, with uids far
-    from any real grader's: the next take is that slot, whatever make test's other graders do.)"""
-    monkeypatch.setattr(isolation, "SLOT_DIR", str(tmp_path / "slots"))
-    config = config_mod.load()
-    config["grading"] = dict(config["grading"], worker_uid_base=3_000_000_000, worker_slots=1)
+    them before any of its own workers runs under those uids.  (One private slot: the next take is that slot,
+    whatever make test's other graders do.)"""
+    config, _ = private_slots(1)
     first = isolation.take_slot(config)
     first.release()                                  # the slot is free again, as when its grader died
     left = subprocess.Popen(["sleep", "600"], user=first.uids[0], group=first.gid, extra_groups=[], cwd="/",

@@ -98,19 +98,15 @@ def test_concurrent_graders_get_different_worker_uids():
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="worker slots exist only when root")
-def test_a_released_slot_is_taken_again_last(tmp_path, monkeypatch):
+def test_a_released_slot_is_taken_again_last(private_slots):
     """The least recently taken slot comes first: a finished grading's uids are not the next grader's.
-    (A folder of its own whose slot files all exist, and uids far from any real grader's.)"""
-    sys.path.insert(0, os.path.join(ROOT, "autograder"))
-    from grader import config as config_mod, isolation
-    folder = tmp_path / "slots"
+    (Private slots whose lock files all exist with the same time.)"""
+    from grader import isolation
+    config, folder = private_slots(4)
     folder.mkdir()
     for n in range(4):
         (folder / str(n)).touch()
         os.utime(folder / str(n), ns=(10**18, 10**18))
-    monkeypatch.setattr(isolation, "SLOT_DIR", str(folder))
-    config = config_mod.load()
-    config["grading"] = dict(config["grading"], worker_uid_base=3_000_000_000, worker_slots=4)
     taken = []
     for _ in range(3):
         slot = isolation.take_slot(config)
