@@ -247,7 +247,7 @@ def holding_slots(uids):
     held = []
     try:
         for slot in slots:
-            fd = os.open(os.path.join(isolation_mod.SLOT_DIR, str(slot)), os.O_RDWR)
+            fd = os.open(os.path.join(isolation_mod.slot_folder(), str(slot)), os.O_RDWR)
             held.append(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -71,6 +71,13 @@ class Slot(NamedTuple):
             pass
 
 
+def slot_folder():
+    """The folder of the slots' lock files: SLOT_DIR, or <tmp>/nnag-slots where its parent does not exist."""
+    if os.path.isdir(os.path.dirname(SLOT_DIR)):
+        return SLOT_DIR
+    return os.path.join(tempfile.gettempdir(), "nnag-slots")
+
+
 def _least_recently_taken(folder, count):
     """Slot numbers, the one taken longest ago first (a slot never taken counts as oldest).  A slot's uids
     then rest while the other slots serve: whoever checks a finished grading's uids (the red-team suite,
@@ -97,8 +104,7 @@ def take_slot(config):
         raise IsolationError(f"config grading.worker_group: there is no group {g['worker_group']!r} "
                              "on this machine") from None
     per_slot = int(g["uids_per_slot"])
-    folder = SLOT_DIR if os.path.isdir(os.path.dirname(SLOT_DIR)) else os.path.join(tempfile.gettempdir(),
-                                                                                    "nnag-slots")
+    folder = slot_folder()
     os.makedirs(folder, mode=0o700, exist_ok=True)
     for slot in _least_recently_taken(folder, int(g["worker_slots"])):
         uids = [int(g["worker_uid_base"]) + slot * per_slot + k for k in range(per_slot)]
