@@ -312,3 +312,22 @@ def test_public_runner_says_once_when_the_run_is_not_sandboxed():
         text, code = runner.report(result, args, 0)
         assert code == 0 and text.count("not sandboxed") == int(says), text
         assert len(text.splitlines()) == 1 + int(says)
+
+
+def test_a_regrade_of_the_same_files_gives_the_same_numbers_and_a_changed_file_new_noise(tmp_path):
+    """The fashionmnist accuracy test's noise is drawn from the uploads and the config
+    (submission.content_seed): two gradings of the same files agree to the last prediction, and a file
+    changed by one comment draws other noise (the per-class counts move; the verdict does not)."""
+    sub = copy_reference(tmp_path / "sub")
+    args = ("--files", "fashionmnist", "--tests", "hidden", "-k", "test_accuracy_threshold")
+
+    def counts(name):
+        result = grade(sub, tmp_path / f"{name}.json", *args)
+        test = [t for t in result["tests"] if t["tags"][0] == "fashionmnist" and "accuracy" in t["name"]]
+        assert len(test) == 1 and test[0]["score"] == test[0]["max_score"], test
+        return test[0]["extra_data"]["class_correct"]
+    first, second = counts("first"), counts("second")
+    assert first == second
+    with open(sub / "fashionmnist.py", "a", encoding="utf-8") as fh:
+        fh.write("\n# a comment changes the bytes, not the model\n")
+    assert counts("changed") != first

@@ -151,3 +151,25 @@ def test_copying_an_upload_takes_only_a_regular_file_within_the_limit(tmp_path):
     assert not worker.is_alive(), "copy_capped blocked"
     assert results == {"fifo": False, "link": False, "large": False}
     assert not any(p.name.startswith("out-") for p in tmp_path.iterdir())
+
+
+def test_content_seed_depends_on_the_uploads_the_config_and_the_purpose_only(tmp_path):
+    (tmp_path / "fashionmnist.py").write_text("x = 1\n")
+    (tmp_path / "fmnist.pth").write_bytes(b"weights")
+    (tmp_path / "numpy_ann.py").write_text("y = 2\n")
+    found = {name: str(tmp_path / name) for name in os.listdir(tmp_path)}
+
+    def seed(config_hash="h", purpose="noise", stem="fashionmnist"):
+        return submission.content_seed(found, stem, LIMITS, config_hash, purpose)
+    first = seed()
+    assert seed() == first and isinstance(first, int)
+    assert len({first, seed(config_hash="other"), seed(purpose="sample"), seed(stem="numpy_ann")}) == 4
+    (tmp_path / "numpy_ann.py").write_text("y = 3\n")          # another file's upload: no change
+    assert seed() == first
+    (tmp_path / "fmnist.pth").write_bytes(b"weighty")           # one of its own uploads: new numbers
+    assert seed() != first
+    os.remove(tmp_path / "fmnist.pth")
+    os.symlink(tmp_path / "fashionmnist.py", tmp_path / "fmnist.pth")   # a link is read as absent
+    linked = seed()
+    os.remove(tmp_path / "fmnist.pth")
+    assert linked == seed() != first

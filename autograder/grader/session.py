@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import client, protocol
+from . import client, protocol, submission
 from .checks import GradeFailure
 from .clock import OutOfTime
 from .assignment import file_of
@@ -280,6 +280,12 @@ class StudentFile:
         if os.path.lexists(path):
             os.remove(path)
         return path
+
+    def grading_seed(self, purpose):
+        """A seed for this test's random choices (``purpose``: "noise", ...): drawn from the config and this
+        file's uploads only, so a regrade of the same files gives identical numbers (submission.content_seed)."""
+        return submission.content_seed(self.session.found, self.stem, self.session.config["size_limits"],
+                                       self.session.config.get("_hash"), purpose)
 
     def submitted_path(self, name):
         """Path of ``name`` as uploaded (None if absent)."""

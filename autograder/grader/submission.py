@@ -4,6 +4,7 @@ Only the assignment's upload names (assignment.py) are copied (case-insensitive 
 depth).  Symbolic links are ignored.  Nothing else from the upload is ever
 placed where Python could load it.
 """
+import hashlib
 import os
 import shutil
 import stat
@@ -88,22 +89,41 @@ def open_untrusted(path):
         raise
 
 
-def copy_capped(src, dest, limit):
-    """Copy a regular file of at most ``limit`` bytes; returns False (and copies nothing) for anything
-    else (larger, a link, a FIFO...).  Opened with open_untrusted; never reads more than ``limit``."""
+def read_capped(path, limit):
+    """The bytes of a regular file of at most ``limit`` bytes, or None for anything else (larger, a link,
+    a FIFO, missing...).  Opened with open_untrusted; never reads more than ``limit`` + 1 bytes."""
     try:
-        fd, info = open_untrusted(src)
+        fd, info = open_untrusted(path)
     except OSError:
-        return False
+        return None
     with os.fdopen(fd, "rb") as fin:
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return False
+            return None
         data = fin.read(limit + 1)
-    if len(data) > limit:             # grew after fstat
+    return data if len(data) <= limit else None       # longer: it grew after fstat
+
+
+def copy_capped(src, dest, limit):
+    """Copy a regular file of at most ``limit`` bytes (read_capped); returns False (and copies nothing)
+    for anything else."""
+    data = read_capped(src, limit)
+    if data is None:
         return False
     with open(dest, "wb") as fout:
         fout.write(data)
     return True
+
+
+def content_seed(found, stem, size_limits, config_hash, purpose):
+    """A seed for the random choices a test of ``stem`` makes (noise, sampling): a function of the config
+    hash, ``purpose`` and the bytes of the file's uploads only (as make_scratch would copy them), so a
+    regrade of the same files draws the same numbers and a changed file draws afresh."""
+    digest = hashlib.sha256(f"{config_hash}\0{stem}\0{purpose}".encode())
+    for name in assignment.file_of(stem).uploads:
+        data = read_capped(found[name], size_limit(size_limits, name)) if name in found else None
+        digest.update(f"\0{name}\0{'absent' if data is None else len(data)}\0".encode())
+        digest.update(data or b"")
+    return int.from_bytes(digest.digest()[:8], "big")
 
 
 def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
