@@ -1,4 +1,5 @@
 """Mutants must lose points (half of them in public tests); alternatives must get full marks."""
+import ast
 import json
 import os
 import subprocess
@@ -74,3 +75,72 @@ def test_a_patch_that_no_longer_applies_is_named(tmp_path):
     spec = {"name": "stale", "file": "numpy_ann.py", "edits": [["text that is not in the file", "x"]]}
     with pytest.raises(variants.VariantError, match="stale: the text to replace occurs 0 times in numpy_ann.py"):
         variants.build(spec, str(tmp_path), str(tmp_path / "stale"))
+
+
+# Training budgets small enough for seconds, and thresholds of 0 so that the reference passes every
+# training test: a training test that ran a poisoned function then loses its points.
+TINY = {"numpy_ann": ("budget.numpy_ann.train_images=2000", "budget.numpy_ann.test_images=1000"),
+        "pytorch_ann": ("budget.pytorch_ann.train_images=1000", "budget.pytorch_ann.val_images=500",
+                        "budget.pytorch_ann.judgement_train_images=1000", "budget.pytorch_ann.test_images=1000"),
+        "pytorch_cnn": ("budget.pytorch_cnn.train_images=480", "budget.pytorch_cnn.test_images=500"),
+        "fashionmnist": ("budget.fashionmnist.test_images=1000",)}
+# one function per file that the training tests do call: poisoning it must cost points
+CALLED = {"numpy_ann": "train", "pytorch_ann": "train", "pytorch_cnn": "train", "fashionmnist": "predict"}
+
+
+def training_tests(stem):
+    """{test function: first docstring line} of the file's tests marked @pytest.mark.training."""
+    found = {}
+    for kind in ("public", "hidden"):
+        folder = os.path.join(ROOT, "autograder", "tests", kind)
+        for filename in sorted(os.listdir(folder)):
+            if not (filename.startswith(f"test_{stem}") and filename.endswith(".py")):
+                continue
+            with open(os.path.join(folder, filename), encoding="utf-8") as fh:
+                tree = ast.parse(fh.read())
+            for fn in tree.body:
+                if isinstance(fn, ast.FunctionDef) and any(ast.unparse(d).endswith("mark.training")
+                                                           for d in fn.decorator_list):
+                    found[fn.name] = ast.get_docstring(fn).strip().splitlines()[0]
+    return found
+
+
+@pytest.mark.duration(60)
+@pytest.mark.parametrize("stem", sorted(variants.UNTRAINED))
+def test_training_tests_never_call_the_untrained_functions(stem, tmp_path):
+    """variants.UNTRAINED is what lets a variant's training tests stand as the reference's.  Proof: the
+    reference with those functions' bodies replaced by a raise scores on every training test what the
+    reference scores (full marks, thresholds 0); and with one function the tests do call also poisoned,
+    a training test loses points (the check can fail)."""
+    tests = training_tests(stem)
+    assert tests, f"no training tests found for {stem}"
+    overrides = (*TINY[stem], f"thresholds.{stem}=0")
+    select = ("--tests", "hidden", "-k", " or ".join(tests))
+    with open(os.path.join(ROOT, "solution", f"{stem}.py"), encoding="utf-8") as fh:
+        reference = fh.read()
+    raising = 'raise AssertionError("a training test called a function listed in variants.UNTRAINED")'
+    scores = {}
+    for name, poisoned in (("reference", ()), ("untrained", variants.UNTRAINED[stem]),
+                           ("called", (*variants.UNTRAINED[stem], CALLED[stem]))):
+        folder = tmp_path / name
+        variants.build({"name": name}, str(tmp_path), str(folder))
+        if poisoned:
+            (folder / f"{stem}.py").write_text(ast.unparse(variants.hollowed(reference, poisoned, raising)))
+        graded = variants.scores_of(variants.grade(str(folder), stem, overrides, 1, select))
+        scores[name] = {n: graded.get(n, (None, None))[:2] for n in tests.values()}
+    assert all(s is not None and s == m > 0 for s, m in scores["reference"].values()), scores["reference"]
+    assert scores["untrained"] == scores["reference"]
+    assert scores["called"] != scores["reference"], f"poisoning {CALLED[stem]} cost no points: {scores}"
+
+
+def test_a_variant_trains_as_the_reference_only_when_it_edits_untrained_bodies(tmp_path):
+    def spec(find, replace):
+        return {"name": "v", "file": "pytorch_cnn.py", "edits": [[find, replace]]}
+    edit_predict = spec("labels = torch.cat(", "labels = 1 + torch.cat(")
+    edit_train = spec("loss_fn = nn.CrossEntropyLoss()", "loss_fn = nn.MSELoss()")
+    edit_default = spec("def predict(self, X):", "def predict(self, X=print('imported')):")
+    for case, expected in ((edit_predict, True), (edit_train, False), (edit_default, False)):
+        folder = tmp_path / str(len(os.listdir(tmp_path)))
+        variants.build(case, str(tmp_path), str(folder))
+        assert variants.trains_as_reference(case, str(folder)) is expected, case
+    assert not variants.trains_as_reference({**edit_predict, "files": [["x.pth", "fmnist.pth"]]}, str(folder))

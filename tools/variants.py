@@ -9,11 +9,14 @@ A variant grades only its own file's tests.  Mutants run with the cheaper
 training budgets in CHEAP (passed to the grader with --set) and are compared
 test by test with the reference under the same settings: a mutant is caught
 when it earns fewer points.  Alternatives run with the real config and must
-earn full marks.  Exit status 1 when any expectation fails.  A grading whose inputs are
+earn full marks.  A variant that edits only functions no training test calls (UNTRAINED) is
+graded without its training tests, which stand as the reference's.  Exit status 1 when any
+expectation fails.  A grading whose inputs are
 unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
 taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
 """
 import argparse
+import ast
 import concurrent.futures
 import json
 import os
@@ -33,6 +36,20 @@ SPECS = {"mutants": ("tests/mutants/mutants.toml", "mutant"),
 # Cheap budgets for mutant runs: every test still runs, with less training.
 CHEAP = ("budget.pytorch_cnn.train_images=19200", "budget.pytorch_cnn.test_images=2000")
 SUBMITTED = (".py", ".png", ".pth")
+# The functions of each graded file that no training test (@pytest.mark.training) calls: those tests
+# train, then the grader predicts from the trained weights itself.  A variant whose file differs from
+# the reference's only inside the bodies of these functions trains exactly as the reference does, so
+# its training tests are left out (--skip-training) and stand as the reference's: for a mutant they
+# cannot catch it (the same code runs, the same points), for an alternative they are the reference's
+# (graded in full by make grade and the Gradescope simulation).  tests/test_variants.py proves this
+# list: the reference with these bodies replaced by a raise scores on every training test exactly as
+# the reference does.  The cold make test saves several CPU-minutes of training this way.
+UNTRAINED = {
+    "numpy_ann": ("accuracy",),                       # its accuracy test calls predict (the lookup check)
+    "pytorch_ann": ("predict", "accuracy", "plot_train_val_metrics"),
+    "pytorch_cnn": ("predict", "accuracy", "plot_train_val_metrics"),
+    "fashionmnist": ("count_parameters", "train_model", "save_example_images", "plot_training_loss"),
+}
 
 
 class VariantError(ValueError):
@@ -77,6 +94,34 @@ def build(spec, spec_dir, dest):
             raise VariantError(f"{spec['name']}: its script failed: {proc.stderr[-500:]}")
 
 
+def hollowed(text, names, body="pass"):
+    """The module's syntax tree with the bodies of the functions in ``names`` replaced by ``body``:
+    what the training tests can run of it.  Decorators, arguments and their defaults stay (they run
+    when the module is imported)."""
+    tree = ast.parse(text)
+    replacement = ast.parse(body).body
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
+            node.body = replacement
+    return tree
+
+
+def trains_as_reference(spec, folder):
+    """True when ``spec`` edits its file only inside the bodies of UNTRAINED[its file] (and brings no
+    other file, runs no script): its training tests would run the reference's code."""
+    if not spec.get("file") or spec.get("files") or spec.get("script"):
+        return False
+    names = UNTRAINED.get(spec["file"][:-3], ())
+    with open(os.path.join(SOLUTION, spec["file"]), encoding="utf-8") as fh:
+        reference = fh.read()
+    with open(os.path.join(folder, spec["file"]), encoding="utf-8") as fh:
+        variant = fh.read()
+    try:
+        return ast.dump(hollowed(variant, names)) == ast.dump(hollowed(reference, names))
+    except SyntaxError:
+        return False
+
+
 def grade(folder, stem, overrides, threads, extra=(), tag="results"):
     """Grade ``folder`` on the tests of ``stem`` (comma-separated stems allowed); returns results.json's tests.
     ``threads`` limits the worker's torch/BLAS threads (use 1 when grading in parallel).  A grading whose
@@ -105,9 +150,11 @@ def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     folder = os.path.join(work, spec["name"])
     build(spec, spec_dir, folder)
     stem = spec["file"][:-3]
-    scores = scores_of(grade(folder, stem, overrides, threads))
+    as_reference = trains_as_reference(spec, folder)
+    extra = ("--skip-training", stem) if as_reference else ()
+    scores = scores_of(grade(folder, stem, overrides, threads, extra))
     row = {"name": spec["name"], "file": stem, "score": sum(s for s, _, _ in scores.values()),
-           "max": sum(m for _, m, _ in scores.values())}
+           "max": sum(m for _, m, _ in scores.values()), "training": "reference's" if as_reference else "graded"}
     if kind == "mutants":
         base = baselines[stem]
         caught = sorted(name for name, (s, _, _) in scores.items() if name in base and s < base[name][0])
@@ -116,6 +163,12 @@ def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     else:
         row.update(failed=sorted(n for n, (s, m, _) in scores.items() if s < m), ok=row["score"] == row["max"])
     return row
+
+
+def narrowed_note(rows):
+    same = [r["name"] for r in rows if r["training"] != "graded"]
+    return (f"{len(same)} of {len(rows)} change only functions no training test calls (UNTRAINED): their "
+            f"training tests were left out and stand as the reference's: {', '.join(same) or 'none'}")
 
 
 def main(argv=None):
@@ -170,11 +223,13 @@ def main(argv=None):
                   f"{'; '.join(r['caught_by'])[:110] or 'NOT CAUGHT'}")
         public = sum(r["public"] for r in rows)
         print(f"\n{len(rows)} mutants, {sum(r['ok'] for r in rows)} lose points, {public} caught by public tests")
+        print(narrowed_note(rows))
         ok = rows and all(r["ok"] for r in rows) and public * 2 >= len(rows)
     else:
         print(f"{'alternative':<44} {'file':<13} {'score':>11}  failed tests")
         for r in rows:
             print(f"{r['name']:<44} {r['file']:<13} {r['score']:>5g}/{r['max']:<5g}  {'; '.join(r['failed'])}")
+        print(narrowed_note(rows))
         ok = rows and all(r["ok"] for r in rows)
     for e in errors:
         print(f"ERROR {e}", file=sys.stderr)
