@@ -34,3 +34,35 @@ def test_numpy_cnn_rejects_a_different_architecture():
     state["21.weight"] = np.zeros((64, 256))
     with pytest.raises(ValueError, match=r"wrong shapes \['21.weight'\]"):
         refmath.cnn_predict(state, np.zeros((2, 28, 28), dtype=np.uint8))
+
+
+def test_relabelling_moves_every_class_and_maps_back():
+    seen = set()
+    for seed in range(200):
+        r = refmath.Relabelling(seed)
+        assert sorted(r.new) == list(range(10)) and not np.any(r.new == np.arange(10)), r.new
+        labels = np.arange(10).repeat(3)
+        assert np.array_equal(r.true_classes(r.labels(labels)), labels)
+        assert np.array_equal(refmath.Relabelling(seed).new, r.new)          # a function of the seed
+        seen.add(tuple(r.new))
+    assert len(seen) > 150                                                   # and not one fixed answer
+
+
+def test_accuracy_under_relabelling_reports_weights_that_ignored_the_targets():
+    from grader.grading import Feedback
+
+    class Run:
+        config = {"thresholds": {"numpy_ann": 0.5}, "feedback": {"per_class": False, "confusions": 3},
+                  "cutoffs": {"untrained_weights": 0.5}, "partial_credit": {"fraction": 0.0, "window": 0.02}}
+
+        def __init__(self):
+            self.instructor_notes = []
+    r = refmath.Relabelling(7)
+    labels = np.arange(10).repeat(50)
+    honest, embedded = Feedback(Run()), Feedback(Run())
+    assert honest.accuracy("numpy_ann", r.labels(labels), labels, "NumpyANN", "d", relabel=r) == 1.0
+    with pytest.raises(Exception, match="below the threshold"):
+        embedded.accuracy("numpy_ann", labels, labels, "NumpyANN", "d", relabel=r)   # the true numbers
+    assert honest.run.instructor_notes == []
+    assert [n[:61] for n in embedded.run.instructor_notes] == \
+        ["numpy_ann: the trained weights predict the true class numbers"]

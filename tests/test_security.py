@@ -36,12 +36,14 @@ results must say that Landlock was off.
 
 Placeholders in attack files: __CANARY__ (a folder the worker may write; passed
 to the grader as --also-writable where it has that option), __RESULTS__,
-__ROOT__ (AUTOGRADER_ROOT), __REPO__, __PORT__, __UNIX__, __LOOKUP__ (hash of
+__ROOT__ (AUTOGRADER_ROOT), __REPO__, __PORT__, __UNIX__, __WEIGHTS__ (``embedded_weights``: the attacked
+file's weights trained elsewhere, by the reference on the true labels), __LOOKUP__ (hash of
 each test image -> label), __DATA__ (the world-readable data copy, or the
 Debian folder), __OUTSIDE__ (a root-owned folder outside the grader's reach).
 """
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -104,6 +106,35 @@ def lookup():
         sys.path.remove(HANDOUT)
     return {hashlib.sha1(x.reshape(784).astype(np.uint8).tobytes()).hexdigest()[:16]: int(y)
             for x, y in zip(X_test, y_test)}
+
+
+@functools.lru_cache(maxsize=None)
+def embedded_weights(stem):
+    """Python source of {name: (shape, base64 of float16 values)}: weights trained here, by the reference,
+    on the true labels of 30,000 training images (accuracy above the threshold), as a student would embed a
+    friend's weights."""
+    import base64
+    sys.path.insert(0, SOLUTION)
+    try:
+        import utils
+        X_train, y_train, _, _ = utils.load_mnist_f(allow_download=False)
+        X, Y = X_train[:30000].reshape(-1, 784) / 255.0, np.eye(10)[y_train[:30000]]
+        if stem == "numpy_ann":
+            import numpy_ann
+            net = numpy_ann.NumpyANN(784, 128, 10, 0.1, random_seed=3)
+            net.train(X, Y, X[:500], Y[:500], epochs=5, batch_size=64)
+            weights = {name: getattr(net, name) for name in ("W1", "b1", "W2", "b2")}
+        else:
+            import torch
+            import pytorch_ann
+            net = pytorch_ann.PyTorchANN(784, 128, 10, random_seed=3)
+            X, Y = torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32)
+            net.train(X, Y, X[:500], Y[:500], epochs=3, batch_size=64, learning_rate=0.1)
+            weights = {k: v.detach().numpy() for k, v in net.model.state_dict().items()}
+    finally:
+        sys.path.remove(SOLUTION)
+    return repr({k: (tuple(v.shape), base64.b64encode(np.asarray(v, np.float16).tobytes()).decode())
+                 for k, v in weights.items()})
 
 
 class Listener:
@@ -326,6 +357,7 @@ def attack(name, spec, source, lookup, tmp_path, world_data, env=None):
              "__ROOT__": str(root), "__REPO__": ROOT, "__PORT__": str(listener.port if listener else 9),
              "__UNIX__": listener.unix_path if listener else "/nonexistent",
              "__LOOKUP__": repr(lookup) if spec.get("lookup") else "{}",
+             "__WEIGHTS__": embedded_weights(spec["file"]) if spec.get("embedded_weights") else "{}",
              "__DATA__": world_data if spec.get("data_copy") else "/usr/share/datasets/fashion-mnist",
              "__OUTSIDE__": str(outside)}
     build_submission(name, spec, root / "submission", subst)

@@ -4,7 +4,8 @@
 
 Grades only the accuracy tests of the reference (all four files) and of two
 alternatives (the full-batch CNN and numpy training shuffled every epoch),
-with budget.<file>.seed set to 1..N.  Prints the smallest margin over each
+with budget.<file>.seed set to 1..N.  Each seed also changes the config hash, so the grader's
+relabelling of the classes (refmath.Relabelling) and the fashionmnist noise are drawn afresh too.  Prints the smallest margin over each
 threshold; exits 1 if any run fails or a margin is below its target
 (0.03, and 0.02 for the CNN).
 """

@@ -109,6 +109,9 @@ SECTIONS = {
                                            "at least this share of images", 0.98),
         "lookup_gap": _fraction("instructor report: fashionmnist accuracy on exact test images higher than on "
                                 "noisy copies by more than this", 0.15),
+        "untrained_weights": _fraction("instructor report: a fixed-architecture accuracy test's weights, trained on "
+                                       "the grader's relabelled classes, predicting the true class numbers on more "
+                                       "than this share of test images (and more than the relabelled ones)", 0.5),
     },
 }
 _SEED = _count("seed of the grader's training run", 1, low=0)

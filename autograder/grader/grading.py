@@ -107,11 +107,25 @@ class Feedback:
             self.trailer = "Accuracy per class (grader-computed):\n\n" + text
             self.details("md", **extra)
 
-    def accuracy(self, stem, predicted, labels, what, detail):
+    def accuracy(self, stem, predicted, labels, what, detail, relabel=None):
         """An accuracy test's verdict from the grader's own predictions: the accuracy and the file's
         threshold go into extra_data, the per-class table after the verdict; fails below the threshold
-        (partial credit as config [partial_credit] says).  Returns the accuracy."""
-        acc = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
+        (partial credit as config [partial_credit] says).  Returns the accuracy.
+
+        ``relabel`` (refmath.Relabelling): the model was trained on the grader's own labelling and
+        ``predicted`` are in that numbering; they are mapped back to the true classes here.  Weights that
+        predict the true numbers instead did not learn from the targets they were given: the instructor
+        report says so."""
+        predicted, labels = np.asarray(predicted), np.asarray(labels)
+        if relabel is not None:
+            as_given = float(np.mean(predicted == relabel.labels(labels)))
+            as_true = float(np.mean(predicted == labels))
+            if as_true > max(as_given, self.run.config["cutoffs"]["untrained_weights"]):
+                self.instructor(f"{stem}: the trained weights predict the true class numbers ({as_true:.3f}), not "
+                                f"the grader's relabelled ones they were trained on ({as_given:.3f}): the weights "
+                                "do not come from train() on the given data")
+            predicted = relabel.true_classes(predicted)
+        acc = float(np.mean(predicted == labels))
         threshold = self.run.config["thresholds"][stem]
         self.details(accuracy=round(acc, 6), threshold=threshold, evaluated_images=int(len(labels)))
         self.class_table(predicted, labels)

@@ -178,3 +178,28 @@ def perturb_images(X, seed, amount=3):
     noisy += np.asarray(X, dtype=np.uint8)                     # in place: one int16 array in all
     np.clip(noisy, 0, 255, out=noisy)
     return noisy.astype(np.uint8)
+
+
+class Relabelling:
+    """The grader's own labelling of the classes for a training run: class c is trained as ``new[c]``,
+    a derangement (no class keeps its number) drawn from ``seed``.  A train() that learns from the
+    targets it is given scores as under the true labels; weights made elsewhere (embedded in the source,
+    ignoring the data) predict the true numbers, which are all wrong here.  ``back`` maps what the trained
+    model predicts to the true classes (for the per-class feedback)."""
+
+    def __init__(self, seed, classes=10):
+        rng = np.random.default_rng(seed)
+        while True:
+            new = rng.permutation(classes)
+            if not np.any(new == np.arange(classes)):
+                break
+        self.new = new
+        self.back = np.argsort(new)
+
+    def labels(self, y):
+        """The training targets the worker sees, for true labels ``y``."""
+        return self.new[np.asarray(y)]
+
+    def true_classes(self, predicted):
+        """True class numbers of the trained model's predictions."""
+        return self.back[np.asarray(predicted)]
