@@ -40,8 +40,9 @@ SUBMITTED = (".py", ".png", ".pth")
 # train, then the grader predicts from the trained weights itself.  A variant whose file differs from
 # the reference's only inside the bodies of these functions trains exactly as the reference does, so
 # its training tests are left out (--skip-training) and stand as the reference's: for a mutant they
-# cannot catch it (the same code runs, the same points), for an alternative they are the reference's
-# (graded in full by make grade and the Gradescope simulation).  tests/test_variants.py proves this
+# cannot catch it (the same code runs: only the grader's draws from the file's bytes, its relabelling
+# and noise, would differ, and make flaky shows that verdicts do not hang on those), for an alternative
+# they are the reference's (graded in full by make grade and the Gradescope simulation).  tests/test_variants.py proves this
 # list: the reference with these bodies replaced by a raise scores on every training test exactly as
 # the reference does.  The cold make test saves several CPU-minutes of training this way.
 UNTRAINED = {
