@@ -37,7 +37,8 @@ results must say that Landlock was off.
 Placeholders in attack files: __CANARY__ (a folder the worker may write; passed
 to the grader as --also-writable where it has that option), __RESULTS__,
 __ROOT__ (AUTOGRADER_ROOT), __REPO__, __PORT__, __UNIX__, __WEIGHTS__ (``embedded_weights``: the attacked
-file's weights trained elsewhere, by the reference on the true labels), __LOOKUP__ (hash of
+file's weights trained elsewhere, by the reference on the true labels), __THUMBNAILS__ (the test set's 7x7
+thumbnails and labels), __LOOKUP__ (hash of
 each test image -> label), __DATA__ (the world-readable data copy, or the
 Debian folder), __OUTSIDE__ (a root-owned folder outside the grader's reach).
 """
@@ -135,6 +136,21 @@ def embedded_weights(stem):
         sys.path.remove(SOLUTION)
     return repr({k: (tuple(v.shape), base64.b64encode(np.asarray(v, np.float16).tobytes()).decode())
                  for k, v in weights.items()})
+
+
+@functools.lru_cache(maxsize=None)
+def test_set_thumbnails():
+    """Python source of (base64 of the 10,000 test images' 7x7 thumbnails as uint8, their labels): what a
+    nearest-neighbour lookup of the public test set embeds."""
+    import base64
+    sys.path.insert(0, HANDOUT)
+    try:
+        import utils
+        _, _, X_test, y_test = utils.load_mnist_f(allow_download=False)
+    finally:
+        sys.path.remove(HANDOUT)
+    thumbs = X_test.reshape(-1, 7, 4, 7, 4).mean(axis=(2, 4)).round().astype(np.uint8)
+    return repr((base64.b64encode(thumbs.tobytes()).decode(), [int(v) for v in y_test]))
 
 
 class Listener:
@@ -358,6 +374,7 @@ def attack(name, spec, source, lookup, tmp_path, world_data, env=None):
              "__UNIX__": listener.unix_path if listener else "/nonexistent",
              "__LOOKUP__": repr(lookup) if spec.get("lookup") else "{}",
              "__WEIGHTS__": embedded_weights(spec["file"]) if spec.get("embedded_weights") else "{}",
+             "__THUMBNAILS__": test_set_thumbnails() if spec.get("thumbnails") else "None",
              "__DATA__": world_data if spec.get("data_copy") else "/usr/share/datasets/fashion-mnist",
              "__OUTSIDE__": str(outside)}
     build_submission(name, spec, root / "submission", subst)

@@ -109,6 +109,9 @@ SECTIONS = {
                                            "at least this share of images", 0.98),
         "lookup_gap": _fraction("instructor report: fashionmnist accuracy on exact test images higher than on "
                                 "noisy copies by more than this", 0.15),
+        "test_over_train": _fraction("fashionmnist: the accuracy test fails a model whose accuracy on the test "
+                                     "images beats its accuracy on budget.fashionmnist.train_sample training "
+                                     "images by more than this (a lookup of the test set, not a model)", 0.05),
         "untrained_weights": _fraction("instructor report: a fixed-architecture accuracy test's weights, trained on "
                                        "the grader's relabelled classes, predicting the true class numbers on more "
                                        "than this share of test images (and more than the relabelled ones)", 0.5),
@@ -146,6 +149,9 @@ BUDGETS = {
         "test_images": _TEST_IMAGES, "chunk": _count("test images per predict() call"),
         "noise": _count("grey levels of random noise added to each test pixel (answers looked up from the exact "
                         "images do not help)", 3, low=0, high=32),
+        "train_sample": _count("training images (with the same noise) the model is also scored on: a model "
+                               "markedly better on the test images than on these was fitted to the test set", 2000,
+                               high=60000),
     },
 }
 SCHEMA = MappingProxyType({**{k: MappingProxyType(v) for k, v in SECTIONS.items()},

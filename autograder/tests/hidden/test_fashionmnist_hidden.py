@@ -50,6 +50,24 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config, feedback):
     if exact - noisy_k > config["cutoffs"]["lookup_gap"]:
         feedback.instructor(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {noisy_k:.3f} on noisy "
                         "copies of them: the model may be looking answers up")
+    # A lookup is not a model: a model trained on the training set does at least about as well on
+    # training images as on the test images.  One that does markedly better on the test set was
+    # fitted to it (a nearest-neighbour lookup of the public test images, say).
+    X_train, y_train = fmnist_data[0], fmnist_data[1]
+    rng = np.random.default_rng(fashionmnist.grading_seed("training sample"))
+    sample = np.sort(rng.choice(len(X_train), budget["train_sample"], replace=False))
+    on_train = refmath.accuracy(labels_for(refmath.perturb_images(
+        X_train[sample], seed=fashionmnist.grading_seed("training noise"), amount=budget["noise"])), y_train[sample])
+    on_test = refmath.accuracy(noisy, y_test[:m])
+    feedback.details(train_sample_accuracy=round(on_train, 6))
+    if on_test - on_train > config["cutoffs"]["test_over_train"]:
+        feedback.details(accuracy=round(on_test, 6), threshold=config["thresholds"]["fashionmnist"])
+        feedback.instructor(f"fashionmnist: accuracy {on_test:.3f} on the test images but {on_train:.3f} on "
+                            f"{len(sample)} training images: fitted to the test set (a lookup?)")
+        fail(f"{WEIGHTS} scores {on_test:.3f} on the test images but only {on_train:.3f} on {len(sample)} of the "
+             "training images; a model trained on the training set does at least about as well on the images "
+             "it learnt from.  Train your model on the training set only (utils.load_mnist_f's X_train), "
+             "not on the test images")
     acc = feedback.accuracy("fashionmnist", noisy, y_test[:m], "fashionmnist",
                             f"{WEIGHTS} evaluated by the grader on {m} test images, each with random noise of "
                             f"at most {budget['noise']} grey levels per pixel")
