@@ -101,3 +101,77 @@ def test_reply_markers_are_named_in_one_place():
     for marker in (protocol.REF, protocol.DATA, protocol.ONEHOT, protocol.TENSOR, protocol.TORCH,
                    protocol.OBJECT, protocol.FIGURE, protocol.AXES):
         assert f'"{marker}"' not in worker and f'"{marker}"' not in checks, marker
+
+
+# -- what a message decodes to ---------------------------------------------------------------------
+
+REPLY_LIMIT = 32 << 20          # config.toml's [limits] reply_mb, as session.py passes it
+
+
+def compact_frame(header_obj, arrays=()):
+    """A frame as a hostile worker may write it: compact JSON (more references per header byte)."""
+    import json
+    import struct
+    head = json.dumps(header_obj, separators=(",", ":")).encode()
+    tail = b"".join(struct.pack(">Q", a.nbytes) + a.tobytes() for a in arrays)
+    return struct.pack(">Q", len(head)) + head + tail
+
+
+def test_the_limit_is_the_configured_reply_size():
+    from grader import config as config_mod
+    assert config_mod.load()["limits"]["reply_mb"] << 20 == REPLY_LIMIT
+
+
+def test_one_array_referred_to_80000_times_is_refused_before_anything_is_built():
+    """A 1 MB reply naming one small array 80,000 times would decode (and be converted) into 61 MB of
+    float64: refused from the header, before the array's bytes are read, the limit named."""
+    import tracemalloc
+    array = np.zeros(96)
+    raw = compact_frame({"body": {"ok": True, "id": 1, "value": [{"__nd__": 0}] * 80_000},
+                         "arrays": [{"dtype": "float64", "shape": [96]}]}, [array])
+    assert len(raw) < protocol.MAX_HEADER + 1000
+    stream = CountingStream(raw)
+    tracemalloc.start()
+    try:
+        with pytest.raises(protocol.ProtocolError, match=f"over the limit of {REPLY_LIMIT:,} bytes"):
+            protocol.read_message(stream, REPLY_LIMIT, protocol.MAX_HEADER)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stream.read_total == len(raw) - 8 - array.nbytes, "the array's bytes were read"
+    assert peak < 24 << 20, peak          # the parsed JSON itself (16 MB); decoded, 80,000 x 768 bytes = 61 MB
+
+
+def test_an_array_referred_to_twice_is_refused_even_within_the_limit():
+    """Decoded arrays each own their buffer: two references to one array would alias each other."""
+    raw = compact_frame({"body": [{"__nd__": 0}, {"x": {"__nd__": 0}}], "arrays": [{"dtype": "uint8", "shape": [4]}]},
+                        [np.zeros(4, np.uint8)])
+    with pytest.raises(protocol.ProtocolError, match="referred to more than once"):
+        protocol.read_message(io.BytesIO(raw), REPLY_LIMIT, protocol.MAX_HEADER)
+
+
+def test_lists_and_dicts_count_towards_the_decoded_size():
+    body = [[] for _ in range(1000)]
+    raw = compact_frame({"body": body, "arrays": []})
+    cost = protocol.CONTAINER_BYTES * 1001 + 8 * 1000
+    assert protocol.read_message(io.BytesIO(raw), cost) == body
+    with pytest.raises(protocol.ProtocolError, match=f"over the limit of {cost - 1:,} bytes"):
+        protocol.read_message(io.BytesIO(raw), cost - 1)
+
+
+def test_the_largest_honest_replies_still_decode():
+    """The CNN's state_dict (every tensor float32, as op_state_dict sends it) and a figure with long curves,
+    each as the worker encodes it, decode unchanged within the configured limit."""
+    from grader import refmath
+    rng = np.random.default_rng(0)
+    state = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in refmath.cnn_state_shapes().items()}
+    assert sum(a.size for a in state.values()) > 420_000
+    figure = {protocol.FIGURE: [{"title": "t", "xlabel": "x", "ylabel": "y", "legend": ["a", "b"],
+                                 "lines": [{"label": str(i), "x": np.arange(20_000.0), "y": np.ones(20_000)}
+                                           for i in range(2)]}]}
+    for value in (state, figure, [state, state]):         # one object twice: the encoder sends two arrays
+        buf = io.BytesIO()
+        protocol.write_message(buf, {"ok": True, "id": 3, "value": value})
+        buf.seek(0)
+        got = protocol.read_message(buf, REPLY_LIMIT, protocol.MAX_HEADER)["value"]
+        assert protocol.encode(got) == protocol.encode(value)
