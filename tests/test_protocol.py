@@ -175,3 +175,114 @@ def test_the_largest_honest_replies_still_decode():
         buf.seek(0)
         got = protocol.read_message(buf, REPLY_LIMIT, protocol.MAX_HEADER)["value"]
         assert protocol.encode(got) == protocol.encode(value)
+
+
+# -- the grader's reply channel (client.Worker) with a fake worker -------------------------------------
+
+FAKE_WORKER = """
+import os, struct, sys, time
+sys.path.insert(0, {grader!r})
+import protocol
+
+inp, out = os.fdopen(0, "rb"), os.fdopen(1, "wb")
+while True:
+    try:
+        request = protocol.read_message(inp)
+    except EOFError:
+        break
+    op = request["op"]
+    protocol.write_message(out, {{"ok": True, "value": op, "id": request["id"]}})
+    time.sleep(0.2)                      # what follows comes between two requests, as from a thread left running
+    if op == "stray":                    # the answer to the next request, id and all
+        protocol.write_message(out, {{"ok": True, "value": "forged", "id": request["id"] + 1}})
+    elif op == "garbage":                # not even a frame: a length of 1 TB
+        out.write(struct.pack(">Q", 1 << 40))
+        out.flush()
+    elif op == "flood":
+        for _ in range(500):
+            protocol.write_message(out, {{"ok": True, "value": "x" * 1000, "id": request["id"] + 1}})
+"""
+
+
+@pytest.fixture
+def fake_worker(tmp_path):
+    """client.Worker running FAKE_WORKER in place of worker.py: it answers each request, then misbehaves."""
+    from conftest import PYTHON
+    from grader import client
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / "worker.py").write_text(FAKE_WORKER.format(grader=os.path.join(ROOT, "autograder", "grader")))
+    events = []
+    worker = client.Worker("fake", str(tmp_path), str(runtime), python=PYTHON, env=dict(os.environ),
+                           on_event=events.append, reply_limit=REPLY_LIMIT)
+    worker.start(setup_timeout=30)
+    yield worker, events
+    worker.stop()
+
+
+def killed_soon(worker, seconds=5.0):
+    import time
+    deadline = time.monotonic() + seconds
+    while worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not worker.alive()
+
+
+@pytest.mark.parametrize("op, what", [("stray", "a frame"), ("garbage", "a malformed frame"),
+                                      ("flood", "a frame")])
+def test_a_frame_between_requests_kills_the_worker_at_once(fake_worker, op, what):
+    """Sent while no request waits (even with the next request's id): the worker is killed before the
+    grader asks anything more, the report says why, and every later request fails, fatal, in plain words."""
+    from grader import client
+    worker, events = fake_worker
+    assert worker.request(op, 10) == op
+    assert killed_soon(worker), "the worker still runs after a frame nobody asked for"
+    assert [e for e in events if e.startswith(f"unsolicited frame: the worker sent {what}")], events
+    for _ in range(2):
+        with pytest.raises(client.WorkerFailure, match="sent data to the grader outside a call") as info:
+            worker.request("ping", 10)
+        assert info.value.fatal and "Traceback" not in str(info.value)
+
+
+def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
+    """500 frames after one answer: the grader holds at most REPLY_QUEUE of them, at every moment."""
+    import threading
+    from grader import client
+    worker, _ = fake_worker
+    assert worker.replies.maxsize == client.REPLY_QUEUE
+    sizes, done = [], threading.Event()
+
+    def watch(replies=worker.replies):
+        while not done.is_set():
+            sizes.append(replies.qsize())
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert worker.request("flood", 10) == "flood"
+        assert killed_soon(worker)
+    finally:
+        done.set()
+        watcher.join()
+    assert sizes and max(sizes) <= client.REPLY_QUEUE
+    assert worker.unsolicited
+
+
+def test_after_a_frame_between_requests_the_files_later_tests_fail_with_the_message(fake_worker):
+    """session.StudentFile does not restart a worker killed for an unsolicited frame: the test that asks
+    next fails with the plain message, and so does every later one (the file is marked broken)."""
+    from types import SimpleNamespace
+    from grader import session as session_mod
+    from grader.checks import GradeFailure
+    worker, _ = fake_worker
+    assert worker.request("stray", 10) == "stray"
+    assert killed_soon(worker)
+    clock = SimpleNamespace(limit=lambda stem, seconds: (seconds, False))
+    stub = SimpleNamespace(requests=0, clock=clock, scratch={}, config={"time_limits": {"call": 5}})
+    student_file = session_mod.StudentFile(stub, "numpy_ann")
+    student_file.worker = worker
+    with pytest.raises(GradeFailure) as info:
+        student_file.request("call", None, what="_relu")
+    assert str(info.value).startswith("_relu: this file's tests stopped: your code sent data to the grader "
+                                      "outside a call (for example from a thread left running)")
+    with pytest.raises(session_mod.Unavailable, match="outside a call.*Every later test of numpy_ann.py fails"):
+        student_file.request("call", None, what="_softmax")
