@@ -1,4 +1,5 @@
-"""The worker protocol carries plain data only."""
+"""The worker protocol carries plain data only, bounded in what it decodes to; the grader's reply channel
+(client.Worker) holds at most one answer per request and stops a worker that sends outside a call."""
 import io
 import os
 import sys
