@@ -321,11 +321,18 @@ def test_a_forged_reply_with_the_wrong_id_is_refused(student_worker):
 
 @pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
 def test_a_reply_nobody_asked_for_is_refused(student_worker):
-    worker, _ = student_worker
+    """A thread left running forges a reply between two requests: the worker is killed when it comes, and
+    the next request fails for good (fatal: the file's later tests stop)."""
+    worker, events = student_worker
     assert worker.request("call", 30, target="module", method="forge_later") == 1
-    time.sleep(1.5)
-    with pytest.raises(client.WorkerFailure, match="before it was asked"):
+    deadline = time.monotonic() + 10
+    while worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not worker.alive(), "the worker still runs after a frame nobody asked for"
+    assert any(e.startswith("unsolicited frame:") for e in events), events
+    with pytest.raises(client.WorkerFailure, match="outside a call") as info:
         worker.request("call", 30, target="module", method="forge_later")
+    assert info.value.fatal
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")

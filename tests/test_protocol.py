@@ -1,4 +1,5 @@
-"""The worker protocol carries plain data only."""
+"""The worker protocol carries plain data only, bounded in what it decodes to; the grader's reply channel
+(client.Worker) holds at most one answer per request and stops a worker that sends outside a call."""
 import io
 import os
 import sys
@@ -101,3 +102,188 @@ def test_reply_markers_are_named_in_one_place():
     for marker in (protocol.REF, protocol.DATA, protocol.ONEHOT, protocol.TENSOR, protocol.TORCH,
                    protocol.OBJECT, protocol.FIGURE, protocol.AXES):
         assert f'"{marker}"' not in worker and f'"{marker}"' not in checks, marker
+
+
+# -- what a message decodes to ---------------------------------------------------------------------
+
+REPLY_LIMIT = 32 << 20          # config.toml's [limits] reply_mb, as session.py passes it
+
+
+def compact_frame(header_obj, arrays=()):
+    """A frame as a hostile worker may write it: compact JSON (more references per header byte)."""
+    import json
+    import struct
+    head = json.dumps(header_obj, separators=(",", ":")).encode()
+    tail = b"".join(struct.pack(">Q", a.nbytes) + a.tobytes() for a in arrays)
+    return struct.pack(">Q", len(head)) + head + tail
+
+
+def test_the_limit_is_the_configured_reply_size():
+    from grader import config as config_mod
+    assert config_mod.load()["limits"]["reply_mb"] << 20 == REPLY_LIMIT
+
+
+def test_one_array_referred_to_80000_times_is_refused_before_anything_is_built():
+    """A 1 MB reply naming one small array 80,000 times would decode (and be converted) into 61 MB of
+    float64: refused from the header, before the array's bytes are read, the limit named."""
+    import tracemalloc
+    array = np.zeros(96)
+    raw = compact_frame({"body": {"ok": True, "id": 1, "value": [{"__nd__": 0}] * 80_000},
+                         "arrays": [{"dtype": "float64", "shape": [96]}]}, [array])
+    assert len(raw) < protocol.MAX_HEADER + 1000
+    stream = CountingStream(raw)
+    tracemalloc.start()
+    try:
+        with pytest.raises(protocol.ProtocolError, match=f"over the limit of {REPLY_LIMIT:,} bytes"):
+            protocol.read_message(stream, REPLY_LIMIT, protocol.MAX_HEADER)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stream.read_total == len(raw) - 8 - array.nbytes, "the array's bytes were read"
+    assert peak < 24 << 20, peak          # the parsed JSON itself (16 MB); decoded, 80,000 x 768 bytes = 61 MB
+
+
+def test_an_array_referred_to_twice_is_refused_even_within_the_limit():
+    """Decoded arrays each own their buffer: two references to one array would alias each other."""
+    raw = compact_frame({"body": [{"__nd__": 0}, {"x": {"__nd__": 0}}], "arrays": [{"dtype": "uint8", "shape": [4]}]},
+                        [np.zeros(4, np.uint8)])
+    with pytest.raises(protocol.ProtocolError, match="referred to more than once"):
+        protocol.read_message(io.BytesIO(raw), REPLY_LIMIT, protocol.MAX_HEADER)
+
+
+def test_lists_and_dicts_count_towards_the_decoded_size():
+    body = [[] for _ in range(1000)]
+    raw = compact_frame({"body": body, "arrays": []})
+    cost = protocol.CONTAINER_BYTES * 1001 + 8 * 1000
+    assert protocol.read_message(io.BytesIO(raw), cost) == body
+    with pytest.raises(protocol.ProtocolError, match=f"over the limit of {cost - 1:,} bytes"):
+        protocol.read_message(io.BytesIO(raw), cost - 1)
+
+
+def test_the_largest_honest_replies_still_decode():
+    """The CNN's state_dict (every tensor float32, as op_state_dict sends it) and a figure with long curves,
+    each as the worker encodes it, decode unchanged within the configured limit."""
+    from grader import refmath
+    rng = np.random.default_rng(0)
+    state = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in refmath.cnn_state_shapes().items()}
+    assert sum(a.size for a in state.values()) > 420_000
+    figure = {protocol.FIGURE: [{"title": "t", "xlabel": "x", "ylabel": "y", "legend": ["a", "b"],
+                                 "lines": [{"label": str(i), "x": np.arange(20_000.0), "y": np.ones(20_000)}
+                                           for i in range(2)]}]}
+    for value in (state, figure, [state, state]):         # one object twice: the encoder sends two arrays
+        buf = io.BytesIO()
+        protocol.write_message(buf, {"ok": True, "id": 3, "value": value})
+        buf.seek(0)
+        got = protocol.read_message(buf, REPLY_LIMIT, protocol.MAX_HEADER)["value"]
+        assert protocol.encode(got) == protocol.encode(value)
+
+
+# -- the grader's reply channel (client.Worker) with a fake worker -------------------------------------
+
+FAKE_WORKER = """
+import os, struct, sys, time
+sys.path.insert(0, {grader!r})
+import protocol
+
+inp, out = os.fdopen(0, "rb"), os.fdopen(1, "wb")
+while True:
+    try:
+        request = protocol.read_message(inp)
+    except EOFError:
+        break
+    op = request["op"]
+    protocol.write_message(out, {{"ok": True, "value": op, "id": request["id"]}})
+    time.sleep(0.2)                      # what follows comes between two requests, as from a thread left running
+    if op == "stray":                    # the answer to the next request, id and all
+        protocol.write_message(out, {{"ok": True, "value": "forged", "id": request["id"] + 1}})
+    elif op == "garbage":                # not even a frame: a length of 1 TB
+        out.write(struct.pack(">Q", 1 << 40))
+        out.flush()
+    elif op == "flood":
+        for _ in range(500):
+            protocol.write_message(out, {{"ok": True, "value": "x" * 1000, "id": request["id"] + 1}})
+"""
+
+
+@pytest.fixture
+def fake_worker(tmp_path):
+    """client.Worker running FAKE_WORKER in place of worker.py: it answers each request, then misbehaves."""
+    from conftest import PYTHON
+    from grader import client
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / "worker.py").write_text(FAKE_WORKER.format(grader=os.path.join(ROOT, "autograder", "grader")))
+    events = []
+    worker = client.Worker("fake", str(tmp_path), str(runtime), python=PYTHON, env=dict(os.environ),
+                           on_event=events.append, reply_limit=REPLY_LIMIT)
+    worker.start(setup_timeout=30)
+    yield worker, events
+    worker.stop()
+
+
+def killed_soon(worker, seconds=5.0):
+    import time
+    deadline = time.monotonic() + seconds
+    while worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not worker.alive()
+
+
+@pytest.mark.parametrize("op, what", [("stray", "a frame"), ("garbage", "a malformed frame"),
+                                      ("flood", "a frame")])
+def test_a_frame_between_requests_kills_the_worker_at_once(fake_worker, op, what):
+    """Sent while no request waits (even with the next request's id): the worker is killed before the
+    grader asks anything more, the report says why, and every later request fails, fatal, in plain words."""
+    from grader import client
+    worker, events = fake_worker
+    assert worker.request(op, 10) == op
+    assert killed_soon(worker), "the worker still runs after a frame nobody asked for"
+    assert [e for e in events if e.startswith(f"unsolicited frame: the worker sent {what}")], events
+    for _ in range(2):
+        with pytest.raises(client.WorkerFailure, match="sent data to the grader outside a call") as info:
+            worker.request("ping", 10)
+        assert info.value.fatal and "Traceback" not in str(info.value)
+
+
+def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
+    """500 frames after one answer: the grader holds at most REPLY_QUEUE of them, at every moment."""
+    import threading
+    from grader import client
+    worker, _ = fake_worker
+    assert worker.replies.maxsize == client.REPLY_QUEUE
+    sizes, done = [], threading.Event()
+
+    def watch(replies=worker.replies):
+        while not done.is_set():
+            sizes.append(replies.qsize())
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert worker.request("flood", 10) == "flood"
+        assert killed_soon(worker)
+    finally:
+        done.set()
+        watcher.join()
+    assert sizes and max(sizes) <= client.REPLY_QUEUE
+    assert worker.unsolicited
+
+
+def test_after_a_frame_between_requests_the_files_later_tests_fail_with_the_message(fake_worker):
+    """session.StudentFile does not restart a worker killed for an unsolicited frame: the test that asks
+    next fails with the plain message, and so does every later one (the file is marked broken)."""
+    from types import SimpleNamespace
+    from grader import session as session_mod
+    from grader.checks import GradeFailure
+    worker, _ = fake_worker
+    assert worker.request("stray", 10) == "stray"
+    assert killed_soon(worker)
+    clock = SimpleNamespace(limit=lambda stem, seconds: (seconds, False))
+    stub = SimpleNamespace(requests=0, clock=clock, scratch={}, config={"time_limits": {"call": 5}})
+    student_file = session_mod.StudentFile(stub, "numpy_ann")
+    student_file.worker = worker
+    with pytest.raises(GradeFailure) as info:
+        student_file.request("call", None, what="_relu")
+    assert str(info.value).startswith("_relu: this file's tests stopped: your code sent data to the grader "
+                                      "outside a call (for example from a thread left running)")
+    with pytest.raises(session_mod.Unavailable, match="outside a call.*Every later test of numpy_ann.py fails"):
+        student_file.request("call", None, what="_softmax")

@@ -25,6 +25,8 @@ POSIX = os.name == "posix"
 
 FORBIDDEN = "this file's tests stopped: the code tried an action the grader does not allow"
 OVER_LIMIT = "this file's tests stopped: the code went over one of the grader's resource limits"
+UNSOLICITED = ("this file's tests stopped: your code sent data to the grader outside a call (for example from a "
+               "thread left running)")
 
 
 class WorkerFailure(Exception):
@@ -42,6 +44,7 @@ processes_of = reaper.processes_of        # kept for the self-tests and tools
 kill_user = reaper.kill_user
 EVENT_LINE_CHARS = 300                    # one line of the events channel, as the grader keeps it
 EVENTS_PER_WORKER = 200                   # lines kept per worker process; the rest are counted
+REPLY_QUEUE = 2                           # frames held for the grader: the answer it waits for, then the end
 
 
 def clean_event(raw):
@@ -95,6 +98,10 @@ class Worker:
         self.limit_hit = None
         self.proc = None
         self.replies = None
+        self.reply_lock = threading.Lock()
+        self.awaiting = False            # a request was sent and its one answer has not come yet
+        self.closing = False             # the grader is killing the worker: frames still in the pipe are dropped
+        self.unsolicited = False         # a frame came while no request waited: the worker was killed, the file stops
         self.make_cgroup = cgroup
         self.group = None
         self.confinement = None          # the setup answer: the layers the worker reports active
@@ -136,7 +143,8 @@ class Worker:
         if self.group is not None and not self.group.add(self.proc.pid):   # before any student code runs
             self.group.destroy()
             self.group = None
-        self.replies = queue.Queue()
+        self.replies = queue.Queue(maxsize=REPLY_QUEUE)
+        self.awaiting = self.closing = self.unsolicited = False
         self.output.clear()
         self.output_size = self.output_dropped = 0
         threading.Thread(target=self._read_replies, args=(self.proc, self.replies), daemon=True).start()
@@ -171,13 +179,55 @@ class Worker:
             self.on_event(f"{dropped} more lines from the worker's events channel dropped")
 
     def _read_replies(self, proc, replies):
+        """One frame per request sent: the answer goes to ``replies`` (bounded, never waited on); a frame
+        or a malformed one while no request waits kills the worker at once and stops the file."""
+        end = ("eof", None)                       # also after a refusal: a request waiting wakes up
         try:
             while True:
-                replies.put(("reply", protocol.read_message(proc.stdout, self.reply_limit, protocol.MAX_HEADER)))
+                message = protocol.read_message(proc.stdout, self.reply_limit, protocol.MAX_HEADER)
+                expected = self._expected(replies)
+                if expected is None:              # a worker the grader stopped: nothing more to read
+                    break
+                if not expected:
+                    self._refuse_unsolicited("a frame")
+                    break
+                replies.put_nowait(("reply", message))
         except EOFError:
-            replies.put(("eof", None))
-        except (protocol.ProtocolError, OSError, ValueError) as exc:
-            replies.put(("protocol", str(exc)))
+            pass
+        except protocol.ProtocolError as exc:
+            if self._expected(replies, taken=False) is False:
+                self._refuse_unsolicited(f"a malformed frame ({str(exc)[:200]})")
+            else:
+                end = ("protocol", str(exc))
+        except (OSError, ValueError) as exc:      # the grader closed the pipe while killing the worker
+            end = ("protocol", str(exc))
+        except queue.Full:                        # cannot happen (one answer per request, then the end)
+            with self.reply_lock:
+                self.unsolicited = True
+            self._refuse_unsolicited("more frames than requests")
+        try:
+            replies.put_nowait(end)
+        except queue.Full:
+            pass
+
+    def _expected(self, replies, taken=True):
+        """Whether a request waits for this frame (``taken``: it is its answer); if none does, the
+        worker is marked ``unsolicited`` in the same step, so that request() sees one or the other.
+        None: the grader has stopped this worker (or started another)."""
+        with self.reply_lock:
+            if replies is not self.replies or self.closing:
+                return None
+            waiting = self.awaiting
+            if taken:
+                self.awaiting = False
+            if not waiting:
+                self.unsolicited = True
+            return waiting
+
+    def _refuse_unsolicited(self, what):
+        self._kill_group()
+        self.on_event(f"unsolicited frame: the worker sent {what} while no request was waiting; it was killed "
+                      "and the file's later tests stopped")
 
     def _read_output(self, proc):
         while True:
@@ -212,6 +262,8 @@ class Worker:
         """Kill the worker and everything it started: its cgroup, then every task of its uid."""
         if self.proc is None:
             return
+        with self.reply_lock:
+            self.closing = True
         if self.proc.poll() is None:
             self._kill_group()
         try:
@@ -254,25 +306,33 @@ class Worker:
     # -- requests ---------------------------------------------------------------
     def request(self, op, timeout, **fields):
         """Send one request; return its value, or raise StudentError / WorkerFailure."""
+        with self.reply_lock:                # from here on a frame is this request's answer
+            refused, self.awaiting = self.unsolicited, True
+        if refused:                          # the reply reader killed the worker: a frame outside a call
+            self.kill()
+            raise WorkerFailure(UNSOLICITED, fatal=True)
         if not self.alive():
             raise WorkerFailure("the worker is not running")
         try:
             stray = self.replies.get_nowait()
         except queue.Empty:
             stray = None
-        if stray is not None and stray[0] == "reply":
+        if stray is not None and stray[0] == "reply":   # a frame that came before this request was sent
             self.kill()
             self.on_event("unsolicited frame on the reply channel: a reply nobody asked for")
-            raise WorkerFailure("the worker sent a reply before it was asked anything; its process was stopped. "
-                                "Do not write to the grader's channels.")
+            raise WorkerFailure(UNSOLICITED, fatal=True)
         if stray is not None:
-            self.replies.put(stray)          # eof or a protocol error: reported below
+            self.replies.put_nowait(stray)   # eof or a protocol error: reported below
         self.next_id += 1
         message = dict(fields, op=op, id=self.next_id)
         try:
             protocol.write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
             return self._died(timeout)
+        except protocol.ProtocolError:       # the grader's own request could not be encoded: nothing was sent
+            with self.reply_lock:
+                self.awaiting = False
+            raise
         kind, payload = self._wait(timeout)
         if kind == "timeout":
             self.kill()

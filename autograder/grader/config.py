@@ -67,7 +67,7 @@ SECTIONS = {
         "memory_mb": _count("private memory per worker (RLIMIT_DATA), less where the container has less"),
         "reserve_mb": _count("memory kept back from the container beyond what the grader holds (below 0 only "
                              "in the self-tests: the worker's limit then exceeds the container's)", 96, low=None),
-        "reply_mb": _count("largest reply frame the grader reads from a worker", 32),
+        "reply_mb": _count("largest reply frame the grader reads from a worker, and what it decodes to", 32),
         "processes": _count("processes and threads of the worker user (root only)"),
         "file_size_mb": _count("largest file a worker may write"),
         "open_files": _count("open files per worker"),

@@ -4,7 +4,9 @@ A message is an 8-byte big-endian length, a UTF-8 JSON header of that length,
 then the raw bytes of each numpy array the header refers to.  In the JSON an
 array appears as {"__nd__": i}; header["arrays"][i] gives its dtype and shape.
 Only numeric and boolean dtypes cross.  Decoded arrays are fresh and writable, each in a buffer of
-its own.
+its own: an array is referred to once (the encoder never repeats one).  What a message decodes to
+is bounded too, before anything is built: ``limit`` bytes, each array counted every time it is
+referred to and each list or dict at CONTAINER_BYTES plus 8 per item.
 """
 import json
 import struct
@@ -18,6 +20,7 @@ MAX_MESSAGE = 1 << 31  # bytes; a larger frame is a protocol error
 MAX_HEADER = 1 << 20   # bytes of JSON in a reply the grader reads (arrays travel as raw bytes, apart)
 MAX_ARRAYS = 4096      # arrays in one message
 MAX_NDIM = 8           # dimensions of one array
+CONTAINER_BYTES = 64   # what one decoded list or dict costs at least (CPython: 56 and 64 bytes), plus 8 per item
 
 # The vocabulary, in one place.  Every frame's header carries the request's "id"
 # (client.Worker checks that the answer it reads is the answer to what it asked).
@@ -105,6 +108,32 @@ def _read_length(stream, budget, what="message"):
     return n
 
 
+def _check_decoded_size(body, sizes, limit):
+    """Refuse a body that would decode to more than ``limit`` bytes, or that refers to an array twice.
+
+    Walks the parsed JSON only (no recursion, nothing built): each {"__nd__": i} counts
+    ``sizes[i]`` every time it occurs, each list or dict CONTAINER_BYTES + 8 per item."""
+    total, seen, repeated, stack = 0, set(), None, [body]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict) and set(obj) == {"__nd__"}:
+            index = obj["__nd__"]
+            if type(index) is not int or not 0 <= index < len(sizes):
+                raise ProtocolError("bad array reference")
+            total += sizes[index]
+            if index in seen and repeated is None:
+                repeated = index
+            seen.add(index)
+        elif isinstance(obj, (dict, list)):
+            total += CONTAINER_BYTES + 8 * len(obj)
+            stack.extend(obj.values() if isinstance(obj, dict) else obj)
+        if total > limit:
+            raise ProtocolError(f"a message that decodes to more than {limit:,} bytes (each array counted every "
+                                f"time it is referred to) is over the limit of {limit:,} bytes")
+    if repeated is not None:
+        raise ProtocolError(f"array {repeated} is referred to more than once (each array must be sent once)")
+
+
 def _decode(obj, arrays):
     if isinstance(obj, dict):
         if set(obj) == {"__nd__"}:
@@ -123,7 +152,8 @@ def read_message(stream, limit=MAX_MESSAGE, header_limit=None):
 
     ``limit`` bounds the whole message (JSON and arrays), ``header_limit`` its JSON
     part: decoded JSON costs many times its size in Python objects, raw arrays do not.
-    Each length is checked before the bytes are read."""
+    Each length is checked before the bytes are read; what the body decodes to (arrays
+    counted at every reference) is checked against ``limit`` before any array byte is."""
     budget = limit
     head = _read_exact(stream, _read_length(stream, min(budget, header_limit or budget), "JSON header"))
     try:
@@ -150,6 +180,7 @@ def read_message(stream, limit=MAX_MESSAGE, header_limit=None):
             raise ProtocolError(f"an array of {nbytes:,} bytes is over the limit of {budget:,} bytes")
         budget -= nbytes
         shapes.append((dtype, shape, nbytes))
+    _check_decoded_size(body, [nbytes for _, _, nbytes in shapes], limit)   # before any array byte is read
     arrays = []
     for dtype, shape, expected in shapes:
         n = _read_length(stream, expected, "message")

@@ -136,8 +136,8 @@ class StudentFile:
     def _ensure(self):
         if self.broken:
             raise self._unavailable()
-        if self.worker is not None and self.worker.alive():
-            return
+        if self.worker is not None and (self.worker.alive() or self.worker.unsolicited):
+            return               # a worker killed for a frame sent outside a call: its request says so, fatal
         s = self.session
         if self.stem not in s.scratch:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
