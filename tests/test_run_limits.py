@@ -296,6 +296,25 @@ def test_wrong_size_reply_is_refused_before_conversion(call):
     assert peak < 1 << 20, peak                          # converting it would take 320 MB
 
 
+@pytest.mark.parametrize("call", [
+    lambda v: checks.as_array(v, "W1", shape=(3, 4)),
+    lambda v: checks.assert_close(v, np.zeros((3, 4)), "W1"),
+    lambda v: checks.as_array(v, "W1"),
+])
+def test_a_list_of_many_arrays_is_counted_before_conversion(call):
+    """A legal reply of 4,000 distinct uint8 arrays (31 MB) would be 244 MB as float64: counted first."""
+    many = [np.ones(7_840, dtype=np.uint8) for _ in range(4_000)]
+    tracemalloc.start()
+    try:
+        with pytest.raises(checks.GradeFailure, match=r"list of .*numbers; expected"):
+            call(many)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    assert checks.as_array([np.ones(4), [1, 2, 3, 4], (5, 6, 7, 8)], "W1", shape=(3, 4)).sum() == 4 + 10 + 26
+
+
 def test_over_the_memory_limit_the_message_names_it(tmp_path):
     """An allocation beyond the worker's limit fails that test with the limit in MB; nothing else dies."""
     sub = tmp_path / "sub"

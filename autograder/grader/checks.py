@@ -83,6 +83,14 @@ def as_array(value, what, shape=None, finite=True):
     if shape is not None and isinstance(raw, np.ndarray) and raw.shape != tuple(shape):
         # refused before any conversion: a reply's size must not decide what the grader allocates
         fail(f"{what} returned an array of shape {raw.shape}; expected shape {tuple(shape)}")
+    if isinstance(raw, (list, tuple)):
+        # a list of arrays becomes float64 only after this count: 4,000 uint8 arrays (31 MB) would be 244 MB
+        count = _count_numbers(raw, MAX_ELEMENTS)
+        expected = None if shape is None else int(np.prod(shape, dtype=np.int64))
+        if count > MAX_ELEMENTS or (expected is not None and count != expected):
+            fail(f"{what} returned a list of {'more than ' if count > MAX_ELEMENTS else ''}{min(count, MAX_ELEMENTS):,}"
+                 " numbers; expected " + (f"an array of shape {tuple(shape)}" if shape is not None
+                                          else f"at most {MAX_ELEMENTS:,}"))
     try:
         if isinstance(raw, dict) or raw is None or isinstance(raw, str):
             raise TypeError
@@ -97,6 +105,21 @@ def as_array(value, what, shape=None, finite=True):
         if bad:
             fail(f"{what} holds NaN or infinite values ({bad} of {arr.size}); expected finite numbers")
     return arr
+
+
+def _count_numbers(value, cap):
+    """How many numbers a nested list / tuple of arrays and scalars holds, counted without building anything;
+    stops once past ``cap`` (returns cap + 1)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            count += item.size if isinstance(item, np.ndarray) else 1
+        if count > cap:
+            return cap + 1
+    return count
 
 
 def as_labels(value, what, n):
