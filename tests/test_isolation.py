@@ -314,9 +314,11 @@ def student_worker(tmp_path):
 @pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
 def test_a_forged_reply_with_the_wrong_id_is_refused(student_worker):
     worker, _ = student_worker
-    with pytest.raises(client.WorkerFailure, match="did not belong to this request"):
+    with pytest.raises(client.WorkerFailure, match="sent data to the grader outside a call") as caught:
         worker.request("call", 30, target="module", method="forge", args=[worker.next_id + 5])
-    assert not worker.alive()
+    assert caught.value.fatal and not worker.alive()
+    with pytest.raises(client.WorkerFailure, match="outside a call"):        # and for good
+        worker.request("call", 30, target="module", method="forge", args=[worker.next_id + 1])
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")

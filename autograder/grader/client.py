@@ -340,15 +340,16 @@ class Worker:
             raise WorkerFailure(f"no answer within the time limit of {timeout:g} s; the process was stopped"
                                 + self._stderr_suffix(), timed_out=True) from None
         if kind == "reply":
-            if not isinstance(payload, dict) or "ok" not in payload:
+            # the worker's own loop always answers with a dict holding "ok" and the request's id: anything else
+            # was written by the student's code on the grader's channel, as between requests (fatal, so that the
+            # outcome does not hang on when a thread's frame happens to arrive)
+            if not isinstance(payload, dict) or "ok" not in payload or payload.get("id") != self.next_id:
                 self.kill()
-                raise WorkerFailure("the worker sent a malformed reply")
-            if payload.get("id") != self.next_id:
-                self.kill()
-                self.on_event(f"reply refused: request id {self.next_id}, reply id {str(payload.get('id'))[:40]}")
-                raise WorkerFailure(f"the worker's answer did not belong to this request (request id "
-                                    f"{self.next_id}, answer id {str(payload.get('id'))[:40]}); its process was "
-                                    "stopped. Do not write to the grader's channels.")
+                self.on_event(f"reply refused: request id {self.next_id}, a frame that is not its answer (id "
+                              f"{str(payload.get('id') if isinstance(payload, dict) else None)[:40]})")
+                with self.reply_lock:
+                    self.unsolicited = True
+                raise WorkerFailure(UNSOLICITED, fatal=True)
             changed = payload.get("changed")
             self.changed = ([str(name)[:60] for name in changed[:10]] if isinstance(changed, list)
                             else ["(an unreadable list)"] if changed is not None else [])
