@@ -34,6 +34,33 @@ def test_network_filter_kills_inet_sockets_and_allows_unix_ones():
 
 
 @linux_only
+def test_sysv_ipc_is_refused_by_the_filter():
+    """SysV shared memory, semaphores and message queues outlive the worker and no limit counts them:
+    creating one fails with EPERM under the filter (and works without it, so the check can fail)."""
+    body = """
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        IPC_PRIVATE, IPC_CREAT = 0, 0o1000
+        if FILTER:
+            assert sandbox.block_network() is None
+        results = []
+        for name, call in (("shmget", lambda: libc.shmget(IPC_PRIVATE, 1 << 20, IPC_CREAT | 0o600)),
+                           ("semget", lambda: libc.semget(IPC_PRIVATE, 1, IPC_CREAT | 0o600)),
+                           ("msgget", lambda: libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600))):
+            ident = call()
+            results.append(f"{name}={'EPERM' if ident == -1 and ctypes.get_errno() == 1 else 'created'}")
+            if ident != -1:                                        # leave nothing behind
+                {"shmget": lambda: libc.shmctl(ident, 0, None), "semget": lambda: libc.semctl(ident, 0, 0),
+                 "msgget": lambda: libc.msgctl(ident, 0, None)}[name]()
+        print(" ".join(results))
+    """
+    blocked = run_confined("FILTER = True\n" + textwrap.dedent(body))
+    assert blocked.stdout.split() == ["shmget=EPERM", "semget=EPERM", "msgget=EPERM"], blocked.stderr
+    free = run_confined("FILTER = False\n" + textwrap.dedent(body))
+    assert free.stdout.split() == ["shmget=created", "semget=created", "msgget=created"], free.stderr
+
+
+@linux_only
 def test_limits_stop_a_10_gb_allocation_and_a_huge_file(tmp_path):
     proc = run_confined(f"""
         import os, signal
