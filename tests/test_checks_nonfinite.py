@@ -103,3 +103,10 @@ def test_finite_answers_still_pass():
     checks.check_trained({"w": np.zeros(2)}, {"w": np.ones(2)}, "train(...)")
     with pytest.raises(checks.GradeFailure, match="did not change the weights"):
         checks.check_trained({"w": np.zeros(2)}, {"w": np.zeros(2)}, "train(...)")
+
+
+def test_subnormal_numbers_become_zero_before_the_grader_computes_with_them():
+    tiny = np.finfo(np.float64).tiny
+    got = checks.as_array(np.array([1e-310, -4e-320, tiny, 1.0, -2.5]), "W1", shape=(5,))
+    assert got.tolist() == [0.0, 0.0, tiny, 1.0, -2.5]
+    assert not np.any((got != 0) & (np.abs(got) < tiny))
