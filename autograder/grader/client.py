@@ -311,6 +311,9 @@ class Worker:
         if refused:                          # the reply reader killed the worker: a frame outside a call
             self.kill()
             raise WorkerFailure(UNSOLICITED, fatal=True)
+        self._count_processes()
+        if self.limit_hit:
+            return self._died(timeout)
         if not self.alive():
             raise WorkerFailure("the worker is not running")
         try:
@@ -366,7 +369,6 @@ class Worker:
     def _wait(self, timeout):
         """Next reply, or ("timeout", None); as root, also watches the worker user's process count."""
         deadline = time.monotonic() + timeout
-        limit = (self.setup.get("limits") or {}).get("processes")
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -375,12 +377,19 @@ class Worker:
                 return self.replies.get(timeout=min(left, 0.5))
             except queue.Empty:
                 pass
-            if self.user is not None and limit and self.limit_hit is None:
-                count = len(reaper.processes_of(self.user[0]))
-                if count >= max(4, limit // 4):   # threads do not show here; processes do
-                    self.limit_hit = f"started {count} processes"
-                    self._kill_group()
-                    kill_user(*self.user)
+            self._count_processes()
+
+    def _count_processes(self):
+        """As root: too many processes of the worker's user (threads do not show here; processes do) kill
+        them all; the request then fails with OVER_LIMIT.  Checked every half second of a request and before
+        each request is sent (processes started between requests are counted too)."""
+        limit = (self.setup.get("limits") or {}).get("processes")
+        if self.user is not None and limit and self.limit_hit is None:
+            count = len(reaper.processes_of(self.user[0]))
+            if count >= max(4, limit // 4):
+                self.limit_hit = f"started {count} processes"
+                self._kill_group()
+                kill_user(*self.user)
 
     def _died(self, timeout):
         try:
