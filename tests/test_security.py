@@ -23,6 +23,7 @@ For each attack:
 - no task (thread) of any uid the run used is alive afterwards: every
   /proc/<pid>/task/<tid> is looked at, so a zombie leader whose other threads
   still run counts as alive;
+- ``visible_absent``: strings no student-visible output may hold (what a hidden test's calls received);
 - ``scratch_gone``: every folder the attack logged as ``scratch: <path>`` is
   gone after the grader (its cleanup finished); ``outside``: a folder the
   attack may point links at (__OUTSIDE__) and the autograder source are intact.
@@ -462,6 +463,8 @@ def test_attack_fails(name, source, lookup, world_data, tmp_path):
 
     for line in spec.get("canary_absent", []):
         assert line not in log, f"the attack succeeded: {line!r} in {log[:3000]!r}"
+    for text in spec.get("visible_absent", []):
+        assert text not in student_text, f"a student-visible output holds {text!r}: {student_text[:3000]!r}"
     if spec.get("secret_check"):
         hidden_first = open(os.path.join(source, "autograder", "tests", "hidden",
                                          "test_numpy_ann_hidden.py")).readline().strip()

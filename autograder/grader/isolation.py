@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from . import reaper, resources
 from .assignment import STEMS
-from .submission import make_scratch
+from .submission import make_scratch, remove_tree
 
 SLOT_DIR = "/run/nnag-slots"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -155,6 +155,8 @@ class Isolation:
     def __init__(self, config, workdir, protected, data_dirs=(), also_writable=(), python=None):
         self.config = config
         self.workdir = workdir
+        self.uploads = ({}, None, {})     # (found, utils.py, size limits): what each file's folders are made from
+        self.generation = 0               # folders made for later workers: workdir/worker<n>/
         self.python = python or sys.executable
         self.protected = protected                    # the audit hook's list
         self.also_writable = [os.path.realpath(p) for p in also_writable]
@@ -195,21 +197,43 @@ class Isolation:
         """Scratch and home of each file that was found, and the shared read-only runtime; returns notes."""
         from . import client
         self.runtime = client.prepare_runtime(os.path.join(self.workdir, "runtime"))
+        self.uploads = (found, utils_path, size_limits)
         notes = []
         for stem in files:
             if f"{stem}.py" not in found:
                 continue
-            owner = self.user(stem)
-            self.scratch[stem], file_notes = make_scratch(self.workdir, stem, found, utils_path, size_limits,
-                                                          owner=owner)
-            notes += file_notes
-            home = os.path.join(self.workdir, f"{stem}.home")
-            os.makedirs(home)
-            if owner:
-                os.chown(home, *owner)
-            os.chmod(home, 0o700)
-            self.homes[stem] = home
+            notes += self._make_folders(stem, self.workdir)
         return notes
+
+    def _make_folders(self, stem, base):
+        """``base``/<stem> (the uploads and utils.py) and ``base``/<stem>.home, owned by the file's uid."""
+        found, utils_path, size_limits = self.uploads
+        owner = self.user(stem)
+        self.scratch[stem], notes = make_scratch(base, stem, found, utils_path, size_limits, owner=owner)
+        home = os.path.join(base, f"{stem}.home")
+        os.makedirs(home)
+        if owner:
+            os.chown(home, *owner)
+        os.chmod(home, 0o700)
+        self.homes[stem] = home
+        return notes
+
+    def refresh(self, stem):
+        """Fresh folders for the next worker of ``stem`` (called before every start but the first): a new
+        copy of the uploads in a new scratch folder and a new home, so nothing an earlier worker wrote (what
+        a hidden test's calls received, say) reaches a later one, whose test may be visible.  The old
+        folders are removed (the worker and its uid's processes are gone by then); returns [problems]."""
+        old = [p for p in (self.scratch.get(stem), self.homes.get(stem)) if p]
+        self.generation += 1
+        base = os.path.join(self.workdir, f"worker{self.generation}")
+        os.makedirs(base)
+        os.chmod(base, 0o711)
+        self._make_folders(stem, base)
+        problems = []
+        for path in old:
+            if os.path.lexists(path):
+                problems += remove_tree(path)
+        return problems
 
     # -- per file ----------------------------------------------------------------------------------------
     def user(self, stem):

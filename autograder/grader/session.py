@@ -150,6 +150,10 @@ class StudentFile:
                 self.event(f"{why}; no spare uid is left")
                 raise Unavailable(self.broken_message(f"{self.filename} could not be started in a clean state"))
             self.event(f"{why}; the file runs as uid {iso.user(self.stem)[0]}")
+        if self.worker is not None:          # not the file's first worker: fresh folders (isolation.refresh)
+            for problem in iso.refresh(self.stem):
+                self.event(f"clean-up of an earlier worker's folders: {problem}")
+            scratch = s.scratch[self.stem]
         memory_mb = s.memory() if s.memory is not None else s.config["limits"]["memory_mb"]  # what is left now
         s.smallest_memory_mb = min(s.smallest_memory_mb or memory_mb, memory_mb)
         s.clock.limit(self.stem, 0)          # refused at once when the file has no time left
