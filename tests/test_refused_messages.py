@@ -97,7 +97,9 @@ def in_methods(tmp_path_factory):
     text += ("\n_accuracy = NumpyANN.accuracy\n\n\ndef _shown(self, *args):\n    plt.figure()\n    plt.show()\n"
              "    plt.show(block=True)\n    return _accuracy(self, *args)\n\n\nNumpyANN.accuracy = _shown\n")
     tmp = tmp_path_factory.mktemp("methods")
-    return grade(tmp, {"numpy_ann.py": text})           # (the public train test is quick)
+    # (the public train test is quick); PyTorchANN() retries its download until the call's time limit
+    return grade(tmp, {"numpy_ann.py": text, "pytorch_ann.py": stub("PyTorchANN", "") + RETRIES},
+                 "--set", "time_limits.call=3", "--set", "time_limits.timeouts_per_file=1")
 
 
 def test_each_kind_at_import_is_named_with_what_to_do(at_import):
@@ -152,16 +154,39 @@ def test_plt_show_neither_blocks_nor_fails(in_methods):
     assert not any("importing numpy_ann.py failed" in t["output"] for t in in_methods["tests"])
 
 
+def test_a_refusal_before_a_time_out_is_named(in_methods):
+    """The refusal reaches the grader on the events channel only (no reply came): still named."""
+    tests = outputs(in_methods, "pytorch_ann")
+    assert tests
+    for name, text in tests.items():
+        assert text.startswith("pytorch_ann.py tried to open a network connection during PyTorchANN(...) (for "
+                               "example a data set download)") or "ran out of time 1 times" in text, (name, text)
+    named = [text for text in tests.values() if text.startswith("pytorch_ann.py tried")]
+    assert named and "no answer within the time limit of 3 s" in named[0], tests
+    assert_nothing_hidden(in_methods)
+
+
 LONG_IMPORT = "import time\nfor epoch in range(100):\n    print(f'epoch {epoch}', flush=True)\n    time.sleep(1)\n"
+RETRIES = ("\n    def __init__(self, *args, **kwargs):\n        import time, urllib.request\n"
+           "        while True:\n            try:\n                urllib.request.urlopen('http://example.org/x.gz')\n"
+           "            except OSError:\n                time.sleep(0.2)\n")
 RAW_SOCKET = ("import ctypes, platform\n"
               "ctypes.CDLL(None).syscall({'x86_64': 41, 'aarch64': 198}[platform.machine()], 2, 1, 0)\n")
 
 
 @pytest.fixture(scope="module")
 def long_and_native(tmp_path_factory):
-    """numpy_ann trains at the top level (past a short import limit); pytorch_ann opens a socket past Python."""
+    """numpy_ann trains at the top level (past a short import limit); pytorch_ann opens a socket past Python;
+    pytorch_cnn retries a download until the import's limit; fashionmnist opens a socket past Python after a
+    refused download."""
+    retry_at_import = ("import time, urllib.request\nwhile True:\n    try:\n"
+                       "        urllib.request.urlopen('http://example.org/x.gz')\n    except OSError:\n"
+                       "        time.sleep(0.2)\n")
+    refused_then_raw = "try:\n    " + NETWORK.replace("\n", "\n    ") + "\nexcept OSError:\n    pass\n" + RAW_SOCKET
     return grade(tmp_path_factory.mktemp("long"), {"numpy_ann.py": stub("NumpyANN", LONG_IMPORT),
-                                                   "pytorch_ann.py": stub("PyTorchANN", RAW_SOCKET)},
+                                                   "pytorch_ann.py": stub("PyTorchANN", RAW_SOCKET),
+                                                   "pytorch_cnn.py": stub("PyTorchCNN", retry_at_import),
+                                                   "fashionmnist.py": stub("FashionNet", refused_then_raw)},
                  "--no-training", "--set", "time_limits.import=4")
 
 
@@ -181,3 +206,16 @@ def test_a_blocked_call_without_a_named_refusal_stays_neutral(long_and_native):
         assert text.startswith("importing pytorch_ann.py failed: this file's tests stopped: the code tried an "
                                "action the grader does not allow, most likely a network connection"), (name, text)
         assert MAIN in text
+
+
+def test_a_refusal_before_the_worker_ends_is_named(long_and_native):
+    """A download refused, then the import ran out of time (retries) or died of a socket opened past Python:
+    the refusal, which came on the events channel only, is what the student reads."""
+    for stem in ("pytorch_cnn", "fashionmnist"):
+        imports = [text for text in outputs(long_and_native, stem).values() if "importing" in text]
+        assert imports, stem
+        for text in imports:
+            assert text.startswith(f"importing {stem}.py failed: {stem}.py tried to open a network connection while "
+                                   "being imported (for example a data set download)."), (stem, text)
+            assert ("no answer within the time limit of 4 s" in text) == (stem == "pytorch_cnn"), text
+    assert_nothing_hidden(long_and_native)

@@ -231,7 +231,7 @@ class StudentFile:
                        + " Code at the top level of a file runs when the grader imports it: put training, "
                        "plotting and downloads under `if __name__ == \"__main__\":`.")
             elif getattr(exc, "refused", None):
-                exc = refusal_message(self.filename, exc.refused) + exc.output
+                exc = refusal_message(self.filename, exc.refused) + (f"\n{exc}" if exc.timed_out else exc.output)
             elif getattr(exc, "timed_out", False) and limit is not None:     # the import's own limit, not setup's
                 self.event(f"import timed out after {limit:g} s (work at the top level of the file?)")
                 exc = long_import_message(self.filename, limit) + exc.output
@@ -300,7 +300,7 @@ class StudentFile:
             if exc.fatal:
                 self.broken = f"{message.rstrip('.')}. Every later test of {self.filename} fails with this message."
             if exc.refused:
-                message += exc.output
+                message += f"\n{exc}" if exc.timed_out else exc.output
             if exc.timed_out:
                 self._timed_out()
                 if cut:
