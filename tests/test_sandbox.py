@@ -140,3 +140,39 @@ def test_a_released_slot_is_taken_again_last(private_slots):
         taken.append(slot.number)
         slot.release()
     assert taken == [0, 1, 2]
+
+
+@linux_only
+def test_audit_hook_names_lookups_and_the_students_program_starts(tmp_path):
+    """A host name lookup is refused (kind network) before glibc's resolver opens its socket, which the seccomp
+    filter would kill with SIGSYS; a program started by the student's own code is refused (kind process), one
+    started by other code (a library's) is not; each refusal's line carries its kind, the PermissionError no path."""
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "mod.py").write_text("import os, subprocess\n\ndef run():\n    subprocess.run(['true'])\n\n"
+                                    "def shell():\n    os.system('true')\n")
+    events = tmp_path / "events"
+    proc = run_confined(f"""
+        import os, socket, subprocess, sys
+        fd = os.open({str(events)!r}, os.O_WRONLY | os.O_CREAT)
+        assert sandbox.block_network() is None
+        guard = sandbox.install_guard(fd, {str(student)!r}, [], [{str(student)!r}])
+        sys.path.insert(0, {str(student)!r})
+        import mod
+        for attempt in (lambda: socket.getaddrinfo("example.org", 80), lambda: socket.gethostbyname("example.org"),
+                        mod.run, mod.shell):
+            try:
+                attempt()
+                print("ALLOWED")
+            except PermissionError as exc:
+                print("refused", str(exc).replace(" ", "_"))
+        print("kinds", *guard.kinds)
+        print("library", subprocess.run(["true"]).returncode)
+    """)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    lines = proc.stdout.splitlines()
+    assert lines == ["refused the_grader_does_not_allow_network_connections"] * 2 + \
+        ["refused the_grader_does_not_allow_starting_other_programs"] * 2 + ["kinds network process", "library 0"], lines
+    log = events.read_text()
+    assert "refused: socket.getaddrinfo ('example.org',) [network]" in log and "[process]" in log, log
+    assert "mod.py:4" in log and "mod.py:7" in log, log

@@ -9,6 +9,7 @@ messages.
 import collections
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -17,13 +18,18 @@ import threading
 import time
 
 from . import protocol, reaper, resources
+from .sandbox import KINDS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py", "landlock.py")
 POSIX = os.name == "posix"
 
 
-FORBIDDEN = "this file's tests stopped: the code tried an action the grader does not allow"
+# a SIGSYS without a refusal the audit hook named: neutral (the kernel's rules are not described), but with
+# the honest cause it nearly always has
+FORBIDDEN = ("this file's tests stopped: the code tried an action the grader does not allow, most likely a network "
+             "connection opened by a library (the grader has no network: download nothing, and load data only "
+             "inside `main()` or under `if __name__ == \"__main__\":`)")
 OVER_LIMIT = "this file's tests stopped: the code went over one of the grader's resource limits"
 UNSOLICITED = ("this file's tests stopped: your code sent data to the grader outside a call (for example from a "
                "thread left running)")
@@ -32,12 +38,16 @@ UNSOLICITED = ("this file's tests stopped: your code sent data to the grader out
 class WorkerFailure(Exception):
     """The worker could not answer: it timed out, crashed, or broke the protocol.
 
-    ``fatal``: a forbidden action or a resource limit; the file's later tests are not run."""
+    ``fatal``: a forbidden action or a resource limit; the file's later tests are not run.
+    ``refused``: the kinds of action (sandbox.KINDS) the audit hook refused during the request.
+    ``output``: the end of the student's output, as a suffix for a message ("" if none)."""
 
-    def __init__(self, message, timed_out=False, fatal=False):
+    def __init__(self, message, timed_out=False, fatal=False, refused=(), output=""):
         super().__init__(message)
         self.timed_out = timed_out
         self.fatal = fatal
+        self.refused = list(refused)
+        self.output = output
 
 
 processes_of = reaper.processes_of        # kept for the self-tests and tools
@@ -45,6 +55,14 @@ kill_user = reaper.kill_user
 EVENT_LINE_CHARS = 300                    # one line of the events channel, as the grader keeps it
 EVENTS_PER_WORKER = 200                   # lines kept per worker process; the rest are counted
 REPLY_QUEUE = 2                           # frames held for the grader: the answer it waits for, then the end
+REFUSAL = re.compile(r"refused: .* \[(\w+)\]")      # an audit hook's refusal (sandbox.Guard.deny) and its kind
+
+
+def refused_kinds(value):
+    """The kinds of a reply's ``refused`` field (the worker's word: only known kinds, each once)."""
+    if not isinstance(value, list):
+        return []
+    return [k for k in KINDS if k in value]
 
 
 def clean_event(raw):
@@ -55,10 +73,12 @@ def clean_event(raw):
 
 
 class StudentError(Exception):
-    """The student's code raised; ``info`` has type, message and where."""
+    """The student's code raised; ``info`` has type, message and where; ``refused``: the kinds of action
+    the audit hook refused during the request (sandbox.KINDS)."""
 
-    def __init__(self, info):
+    def __init__(self, info, refused=()):
         self.info = info
+        self.refused = list(refused)
         where = f" ({info['where']})" if info.get("where") else ""
         super().__init__(f"{info.get('type')}: {info.get('message')}{where}")
 
@@ -104,6 +124,8 @@ class Worker:
         self.unsolicited = False         # a frame came while no request waited: the worker was killed, the file stops
         self.make_cgroup = cgroup
         self.group = None
+        self.events_reader = None
+        self.refused = []                # kinds of the refusals on the events channel since the last request
         self.confinement = None          # the setup answer: the layers the worker reports active
         self.leftover = []               # pids of the worker's uid that survived the last kill
         self.next_id = 0
@@ -150,7 +172,8 @@ class Worker:
         threading.Thread(target=self._read_replies, args=(self.proc, self.replies), daemon=True).start()
         threading.Thread(target=self._read_output, args=(self.proc,), daemon=True).start()
         if events_read is not None:
-            threading.Thread(target=self._read_events, args=(events_read,), daemon=True).start()
+            self.events_reader = threading.Thread(target=self._read_events, args=(events_read,), daemon=True)
+            self.events_reader.start()
         if POSIX:
             answer = self.request("setup", setup_timeout, **dict(self.setup, events_fd=events_write))
             self.confinement = answer if isinstance(answer, dict) else {}
@@ -172,7 +195,11 @@ class Worker:
                             break
                 if kept < EVENTS_PER_WORKER:
                     kept += 1
-                    self.on_event("worker: " + clean_event(raw))
+                    text = clean_event(raw)
+                    refusal = REFUSAL.fullmatch(text)
+                    if refusal and refusal.group(1) in KINDS and refusal.group(1) not in self.refused:
+                        self.refused.append(refusal.group(1))
+                    self.on_event("worker: " + text)
                 else:
                     dropped += 1
         if dropped:
@@ -327,6 +354,7 @@ class Worker:
         if stray is not None:
             self.replies.put_nowait(stray)   # eof or a protocol error: reported below
         self.next_id += 1
+        self.refused = []
         message = dict(fields, op=op, id=self.next_id)
         try:
             protocol.write_message(self.proc.stdin, message)
@@ -340,8 +368,9 @@ class Worker:
         if kind == "timeout":
             self.kill()
             self.on_event(f"no answer within the time limit of {timeout:g} s ({op})")
+            output = self._stderr_suffix()
             raise WorkerFailure(f"no answer within the time limit of {timeout:g} s; the process was stopped"
-                                + self._stderr_suffix(), timed_out=True) from None
+                                + output, timed_out=True, refused=self._refused_by_events(), output=output) from None
         if kind == "reply":
             # the worker's own loop always answers with a dict holding "ok" and the request's id: anything else
             # was written by the student's code on the grader's channel, as between requests (fatal, so that the
@@ -358,7 +387,7 @@ class Worker:
                             else ["(an unreadable list)"] if changed is not None else [])
             if payload["ok"]:
                 return payload.get("value")
-            raise StudentError(payload.get("error") or {})
+            raise StudentError(payload.get("error") or {}, refused=refused_kinds(payload.get("refused")))
         if kind == "protocol":
             self.kill()
             self.on_event(f"reply refused: {payload}")
@@ -391,6 +420,12 @@ class Worker:
                 self._kill_group()
                 kill_user(*self.user)
 
+    def _refused_by_events(self):
+        """The kinds refused during the request, once the dead worker's events channel is read to its end."""
+        if self.events_reader is not None:
+            self.events_reader.join(timeout=1.0)
+        return list(self.refused)
+
     def _died(self, timeout):
         try:
             code = self.proc.wait(timeout=5)
@@ -412,7 +447,7 @@ class Worker:
             raise WorkerFailure(OVER_LIMIT, fatal=True)
         if name == "SIGSYS":
             self.on_event("forbidden system call (a network socket or another blocked call): killed by SIGSYS")
-            raise WorkerFailure(FORBIDDEN, fatal=True)
+            raise WorkerFailure(FORBIDDEN, fatal=True, refused=self._refused_by_events())
         ooms = resources.oom_kills()
         if name == "SIGKILL" and ooms is not None and self.ooms_before is not None and ooms > self.ooms_before:
             memory = (self.setup.get("limits") or {}).get("memory_mb")
@@ -425,7 +460,9 @@ class Worker:
             self.on_event(f"resource limit: {which} ({name})")
             raise WorkerFailure(OVER_LIMIT, fatal=True)
         self.on_event(f"the worker {what}")
-        raise WorkerFailure(f"the process running your code {what}" + self._stderr_suffix())
+        output = self._stderr_suffix()
+        raise WorkerFailure(f"the process running your code {what}" + output, refused=self._refused_by_events(),
+                            output=output)
 
     def _stderr_suffix(self):
         tail = self.last_output()

@@ -13,9 +13,12 @@ Three layers, set up from the grader's ``setup`` message (see worker.py):
    seccomp's back) and ptrace fail with an error; foreign system-call ABIs
    (32-bit, x32) kill.
 3. A Python audit hook (PEP 578): refuses to open or list the grader's
-   protected paths, to write outside the worker's own folders and to make
-   non-local sockets, and reports those and other telling actions (fork,
-   subprocess, gc and frame inspection) on the events pipe.  Python code
+   protected paths, to write outside the worker's own folders, to look up
+   host names and make non-local sockets, and to start programs from the
+   student's own code, and reports those and other telling actions (fork,
+   gc and frame inspection) on the events pipe.  Each refusal carries its
+   kind (``KINDS``): the grader names it to the student in its own words
+   (session.refusal_message), never with the event's text.  Python code
    cannot remove an audit hook; native code can get around it, which is why
    layers 1 and 2 and the file permissions are the real boundary.  The hook
    is what lets the instructor's report name an attempt.
@@ -163,6 +166,17 @@ REPORTED_IMPORTS = frozenset({
     "threading", "multiprocessing", "pty", "resource", "mmap", "_pytest", "pytest", "unittest", "grader",
     "protocol", "worker", "sandbox"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# what a refusal was, as the grader's message to the student names it; "other" is named neutrally
+KINDS = ("network", "write", "process", "read", "other")
+# host name lookups: glibc's resolver opens its socket in C, which the seccomp filter kills
+# with SIGSYS before Python sees a socket; refused here first, the refusal has a name
+LOOKUPS = frozenset({"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"})
+PROGRAM_STARTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"})
+# stdlib wrappers between the student's call and the audit event of a program start
+_WRAPPERS = frozenset(os.path.join(os.path.dirname(os.__file__), name) for name in ("os.py", "subprocess.py"))
+ALLOWS = MappingProxyType({"network": "network connections", "write": "writing outside your code's own folder",
+                           "process": "starting other programs", "read": "reading this file or folder",
+                           "other": "this action"})
 
 
 def _under(path, roots):
@@ -180,6 +194,7 @@ class Guard:
         self.own = [p for p in self.writable if not p.startswith("/dev/")]   # the worker's own folders
         self.sent = 0
         self.seen = set()
+        self.kinds = []          # kinds refused since the worker's current request began (worker.handle)
         self.local = threading.local()
 
     def report(self, text):
@@ -193,16 +208,16 @@ class Guard:
         except OSError:
             raise PermissionError("the grader's event channel was closed; this action is refused") from None
 
-    def student_line(self):
-        """'file.py:line' when the nearest caller outside importlib is the student's file, else None
-        (so what numpy or torch do inside their own code is not reported)."""
+    def student_line(self, skip=()):
+        """'file.py:line' when the nearest caller outside importlib (and the files of ``skip``) is the
+        student's file, else None (so what numpy or torch do inside their own code is not reported)."""
         frame = sys._getframe(3)
         depth = 0
         while frame is not None and depth < 40:
             name = frame.f_code.co_filename
             if name.startswith(self.student_dir + os.sep):
                 return f"{os.path.basename(name)}:{frame.f_lineno}"
-            if not name.startswith("<frozen importlib"):
+            if not name.startswith("<frozen importlib") and name not in skip:
                 return None
             frame, depth = frame.f_back, depth + 1
         return None
@@ -216,9 +231,13 @@ class Guard:
         finally:
             self.local.busy = False
 
-    def deny(self, what):
-        self.report(f"refused: {what}")
-        raise PermissionError(f"the grader does not allow this action ({what})")
+    def deny(self, kind, what):
+        """Refuse: the instructor's report gets ``what`` (paths and all) and the kind; the student's code
+        gets a PermissionError without the path (its text can reach the student's message)."""
+        if kind not in self.kinds:
+            self.kinds.append(kind)
+        self.report(f"refused: {' '.join(str(what).split())[:EVENT_CHARS - 40]} [{kind}]")
+        raise PermissionError(f"the grader does not allow {ALLOWS[kind]}")
 
     def check(self, event, args):
         if event == "open":
@@ -230,9 +249,9 @@ class Guard:
             writing = (isinstance(flags, int) and flags & WRITE_FLAGS) or \
                 (isinstance(mode, str) and any(c in mode for c in "wax+"))
             if _under(real, self.protected) or _under(given, self.protected):
-                self.deny(f"{'writing' if writing else 'reading'} {real}")
+                self.deny("write" if writing else "read", f"{'writing' if writing else 'reading'} {real}")
             if writing and not _under(real, self.writable):
-                self.deny(f"writing {real} (outside the worker's folders)")
+                self.deny("write", f"writing {real} (outside the worker's folders)")
         elif event in ("os.listdir", "os.scandir", "os.chdir", "os.chmod", "os.chown", "os.remove", "os.rename",
                        "os.rmdir", "os.symlink", "os.link", "os.truncate", "os.utime", "os.mkdir"):
             for path in args:
@@ -240,19 +259,24 @@ class Guard:
                     given = os.path.abspath(os.fsdecode(path))
                     real = os.path.realpath(given)
                     if _under(real, self.protected) or _under(given, self.protected):
-                        self.deny(f"{event} {real}")
+                        self.deny("read" if event in ("os.listdir", "os.scandir", "os.chdir") else "write",
+                                  f"{event} {real}")
         elif event == "socket.__new__":
             family = args[1] if len(args) > 1 else None
             if family not in (AF_UNIX, -1, None):
-                self.deny(f"creating a network socket (family {family})")
+                self.deny("network", f"creating a network socket (family {family})")
+        elif event in LOOKUPS:
+            self.deny("network", f"{event} {repr(args[:1])[:120]}")
+        elif event in PROGRAM_STARTS and (where := self.student_line(_WRAPPERS)):   # not a library's own
+            self.deny("process", f"{event} {repr(args[:2])[:120]} ({where})")
         elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"):
             address = args[1] if len(args) > 1 else None
             if isinstance(address, (str, bytes)):
                 text = os.fsdecode(address)
                 if text.startswith("\0") or not _under(os.path.realpath(text), self.own):
-                    self.deny(f"{event} to a socket outside the worker's folders ({text!r})")
+                    self.deny("other", f"{event} to a socket outside the worker's folders ({text!r})")
             elif address is not None:
-                self.deny(f"{event} to {address!r}")
+                self.deny("network", f"{event} to {address!r}")
         elif event in REPORTED:
             if event == "import":
                 if args[0] not in REPORTED_IMPORTS:

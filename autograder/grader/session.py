@@ -13,6 +13,7 @@ never returns costs that many time limits, not one per test.
 """
 import os
 import time
+from types import MappingProxyType
 
 import numpy as np
 
@@ -27,6 +28,55 @@ class Unavailable(GradeFailure):
 
 
 MEMORY_ERRORS = ("MemoryError", "OutOfMemoryError")
+MAIN = "`if __name__ == \"__main__\":`"
+# each kind of action the worker's audit hook refuses (sandbox.KINDS), as the student is told it:
+# (what the file tried, an example, what to do when it happened at import, what to do in a call).
+# Only the kind is named, never the path or the address: those stay in the instructor's report.
+REFUSALS = MappingProxyType({
+    "network": ("tried to open a network connection", "for example a data set download",
+                f"The grader has no network: load data only inside `main()` or under {MAIN}.",
+                "The grader has no network: use the data the grader passes to your functions, and download "
+                f"only under {MAIN}."),
+    "write": ("tried to write a file outside its own folder", "for example by an absolute path or `../`",
+              "Save files only in the folder your code runs in, by plain relative names such as "
+              "`\"loss.png\"`, and save them inside functions or under " + MAIN + ", not at import.",
+              "Save files only in the folder your code runs in, by plain relative names such as "
+              "`\"loss.png\"`."),
+    "process": ("tried to start another program", "for example `pip install`, `nvidia-smi` or a shell command",
+                "The grader runs only your Python code: install nothing and run no commands from your file "
+                "(check for a GPU with `torch.cuda.is_available()`).",
+                "The grader runs only your Python code: install nothing and run no commands from your file "
+                "(check for a GPU with `torch.cuda.is_available()`)."),
+    "read": ("tried to read a file the grader protects", "for example the data set's test files",
+             f"Load data only inside `main()` or under {MAIN}; the graded functions get their data from the "
+             "grader.",
+             "Use only the data the grader passes to your functions and the files of your own submission."),
+    # named neutrally: which other actions are refused (sockets to other local processes) is the
+    # grader's business, and only an attack does them
+    "other": ("tried an action the grader does not allow", None,
+              f"Make importing your file only define functions and classes; run everything else under {MAIN}.",
+              "Keep your functions to what their docstrings ask for."),
+})
+
+
+def refusal_message(filename, kinds, during=None):
+    """What the student is told when the audit hook refused ``kinds`` while ``filename`` was imported
+    (``during`` None) or while it ran ``during`` (a test's request: "PyTorchANN.train", ...)."""
+    when = "while being imported" if during is None else f"during {during}"
+    sentences = []
+    for kind in kinds:
+        action, example, at_import, in_call = REFUSALS.get(kind, REFUSALS["other"])
+        sentences.append(f"{filename} {action} {when}" + (f" ({example})" if example else "") + ". "
+                         + (at_import if during is None else in_call))
+    return "\n".join(sentences)
+
+
+def long_import_message(filename, limit):
+    """The import ran out of its own time limit: top-level work (training, downloads), not a hang."""
+    return (f"{filename} did long work while being imported (for example training a model at the top level of "
+            f"the file) and was stopped after the import's time limit of {limit:g} s. Code at the top level of a "
+            f"file runs when the grader imports it: put training, plotting and downloads inside `main()` or under "
+            f"{MAIN}, so that importing the file only defines its functions and classes.")
 
 
 def data(array, dtype="float64", scale=1.0, shape=None, torch=False):
@@ -164,7 +214,7 @@ class StudentFile:
                                     reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
                                     cgroup=lambda: iso.cgroup(self.stem))
         setup_limit = min(120.0, max(0.001, s.clock.available(self.stem)))
-        started, cut = time.monotonic(), setup_limit < 120.0
+        started, cut, limit = time.monotonic(), setup_limit < 120.0, None
         try:
             self.worker.start(setup_timeout=setup_limit)
             iso.record(self.stem, self.worker.confinement)
@@ -172,6 +222,8 @@ class StudentFile:
             self.worker.request("import", limit)
         except client.StudentError as exc:
             self._note_error(exc, "import")
+            if exc.refused:        # the audit hook named what the code tried: that, then the error it led to
+                exc = f"{refusal_message(self.filename, exc.refused)}\nThe error it led to: {exc}"
             self._broken_at_import(exc)
         except OutOfTime as exc:           # the worker's start used the file's last seconds
             self.broken_by_clock = True
@@ -183,6 +235,11 @@ class StudentFile:
                 exc = (s.clock.cut_short(self.stem, "the import", time.monotonic() - started)
                        + " Code at the top level of a file runs when the grader imports it: put training, "
                        "plotting and downloads under `if __name__ == \"__main__\":`.")
+            elif getattr(exc, "refused", None):
+                exc = refusal_message(self.filename, exc.refused) + (f"\n{exc}" if exc.timed_out else exc.output)
+            elif getattr(exc, "timed_out", False) and limit is not None:     # the import's own limit, not setup's
+                self.event(f"import timed out after {limit:g} s (work at the top level of the file?)")
+                exc = long_import_message(self.filename, limit) + exc.output
             self._broken_at_import(exc)
 
     def _unavailable(self):
@@ -237,16 +294,23 @@ class StudentFile:
             if exc.info.get("type") in MEMORY_ERRORS or "can't allocate memory" in text or "out of memory" in text:
                 memory = self.worker.setup.get("limits", {}).get("memory_mb")
                 message += f"\nThe grader gives your code at most {memory} MB of memory; use less."
+            if exc.refused:
+                message = f"{refusal_message(self.filename, exc.refused, what)}\nThe error it led to: {message}"
             raise GradeFailure(message) from None
         except client.WorkerFailure as exc:
             self.stop_worker()  # restarted for the next test
+            message = str(exc)
+            if exc.refused:        # the audit hook named what the code tried before it died or hung
+                message = refusal_message(self.filename, exc.refused, what)
             if exc.fatal:
-                self.broken = f"{exc}. Every later test of {self.filename} fails with this message."
+                self.broken = f"{message.rstrip('.')}. Every later test of {self.filename} fails with this message."
+            if exc.refused:
+                message += f"\n{exc}" if exc.timed_out else exc.output
             if exc.timed_out:
                 self._timed_out()
                 if cut:
                     raise OutOfTime(self.session.clock.cut_short(self.stem, what, limit)) from None
-            raise GradeFailure(f"{what}: {exc}") from None
+            raise GradeFailure(message if exc.refused else f"{what}: {message}") from None
 
     def _timed_out(self):
         """One more timed-out request (a test's or a clean-up's); too many and the file's tests stop."""

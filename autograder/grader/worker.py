@@ -416,12 +416,16 @@ class Worker:
         if op is None:
             return {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {request.get('op')}"}}
         self.changed = []
+        if self.guard is not None:
+            self.guard.kinds.clear()
         try:
             reply = {"ok": True, "value": op(request)}
         except BaseException as exc:  # noqa: BLE001 - report every student failure as data
             reply = {"ok": False, "error": self.describe_error(exc)}
         if self.changed:
             reply["changed"] = self.changed
+        if self.guard is not None and self.guard.kinds:
+            reply["refused"] = list(self.guard.kinds)      # what the audit hook refused during this request
         reply["id"] = request.get("id")            # the grader matches every answer to its request
         try:
             self.check_sentinels()
