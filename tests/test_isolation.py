@@ -199,8 +199,9 @@ def test_a_zombie_leader_with_live_threads_is_found_and_killed(slot):
             time.sleep(0.05)
         assert leader == "Z", "the leader did not exit (the test would not tell the two walks apart)"
         assert reaper.processes_of(uid) == [proc.pid]           # found through its live thread
+        assert reaper.count_processes(uid) == 1                  # and counted (the cheap count before requests)
         assert reaper.kill_user(uid, gid) == []
-        assert reaper.tasks_of(uid) == []
+        assert reaper.tasks_of(uid) == [] and reaper.count_processes(uid) == 0
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:

@@ -140,7 +140,7 @@ def embedded_weights(stem):
 
 
 @functools.lru_cache(maxsize=None)
-def test_set_thumbnails():
+def thumbnails_of_test_set():
     """Python source of (base64 of the 10,000 test images' 7x7 thumbnails as uint8, their labels): what a
     nearest-neighbour lookup of the public test set embeds."""
     import base64
@@ -375,7 +375,7 @@ def attack(name, spec, source, lookup, tmp_path, world_data, env=None):
              "__UNIX__": listener.unix_path if listener else "/nonexistent",
              "__LOOKUP__": repr(lookup) if spec.get("lookup") else "{}",
              "__WEIGHTS__": embedded_weights(spec["file"]) if spec.get("embedded_weights") else "{}",
-             "__THUMBNAILS__": test_set_thumbnails() if spec.get("thumbnails") else "None",
+             "__THUMBNAILS__": thumbnails_of_test_set() if spec.get("thumbnails") else "None",
              "__DATA__": world_data if spec.get("data_copy") else "/usr/share/datasets/fashion-mnist",
              "__OUTSIDE__": str(outside)}
     build_submission(name, spec, root / "submission", subst)

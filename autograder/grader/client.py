@@ -414,7 +414,7 @@ class Worker:
         each request is sent (processes started between requests are counted too)."""
         limit = (self.setup.get("limits") or {}).get("processes")
         if self.user is not None and limit and self.limit_hit is None:
-            count = len(reaper.processes_of(self.user[0]))
+            count = reaper.count_processes(self.user[0])
             if count >= max(4, limit // 4):
                 self.limit_hit = f"started {count} processes"
                 self._kill_group()
