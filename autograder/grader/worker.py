@@ -63,7 +63,7 @@ def fingerprint(value):
 
 
 LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features",
-               "out_features", "p", "num_features", "eps", "momentum", "bias")
+               "out_features", "p", "num_features", "eps", "momentum", "affine", "track_running_stats", "bias")
 
 
 class Worker:
