@@ -350,6 +350,12 @@ class Worker:
     def op_state_dict(self, request):
         return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).state_dict().items()}
 
+    def op_parameters(self, request):
+        """The trainable parameters (requires_grad) by name: what training must change, unlike the
+        state_dict, which also holds buffers such as BatchNorm's running statistics."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).named_parameters()
+                if v.requires_grad}
+
     def op_layers(self, request):
         layers = []
         for child in self._module_of(request).children():
