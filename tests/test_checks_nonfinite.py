@@ -63,6 +63,7 @@ EXEMPT = {
     "check_png": "reads a file's bytes, no numbers", "read_student_file": "reads a file's bytes, no numbers",
     "check_plot_and_judgement": "judges the figure with check_metrics_figure and a string",
     "check_prediction_mode": "judges labels through as_labels",
+    "check_judgement_rule": "compares the returned word with the rule's, no numbers",
     "confusion": "counts grader-computed integer labels", "class_report": "counts grader-computed integer labels",
 }
 

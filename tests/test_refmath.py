@@ -66,3 +66,59 @@ def test_accuracy_under_relabelling_reports_weights_that_ignored_the_targets():
     assert honest.run.instructor_notes == []
     assert [n[:61] for n in embedded.run.instructor_notes] == \
         ["numpy_ann: the trained weights predict the true class numbers"]
+
+
+def _rule(gap_word=lambda t, v: t - v > 0.05, floor_word=lambda t, v: t < 0.80, floor_first=False, epoch=-1):
+    """report_my_judgement's rule with its parts replaceable: the right rule and its wrong twins."""
+    def judge(metrics):
+        t, v = metrics["train_accs"][epoch], metrics["val_accs"][epoch]
+        checks = [(floor_word, "underfitting"), (gap_word, "overfitting")]
+        for test, word in (checks if floor_first else checks[::-1]):
+            if test(t, v):
+                return word
+        return "generalizing"
+    return judge
+
+
+def _judgements(rule):
+    return [rule({"train_accs": list(t), "val_accs": list(v)}) for t, v in refmath.JUDGEMENT_CASES]
+
+
+def test_judgement_cases_tell_the_rule_from_its_wrong_twins():
+    """Each plausible wrong rule gives a wrong word on at least one of refmath.JUDGEMENT_CASES (the
+    cases of the report_my_judgement tests), and the right rule written other ways, in float32 too,
+    never does: the case at exactly t - v = 0.05 must not depend on how the difference is written."""
+    import torch
+    expected = _judgements(refmath.judgement)
+    assert set(expected) == {"overfitting", "underfitting", "generalizing"}
+    f32 = np.float32
+    equivalent = {
+        "t > v + gap": _rule(gap_word=lambda t, v: t > v + 0.05),
+        "t - gap > v": _rule(gap_word=lambda t, v: t - 0.05 > v),
+        "percent": _rule(gap_word=lambda t, v: 100 * t - 100 * v > 5, floor_word=lambda t, v: 100 * t < 80),
+        "rounded": _rule(gap_word=lambda t, v: round(t - v, 2) > 0.05),
+        "numpy float32": _rule(gap_word=lambda t, v: f32(t) - f32(v) > 0.05, floor_word=lambda t, v: f32(t) < 0.80),
+        "torch float32": _rule(gap_word=lambda t, v: bool(torch.tensor(t) - torch.tensor(v) > 0.05),
+                               floor_word=lambda t, v: bool(torch.tensor(t) < 0.80)),
+        "floor as not >=": _rule(floor_word=lambda t, v: not t >= 0.80),
+    }
+    for name, rule in equivalent.items():
+        assert _judgements(rule) == expected, name
+    twins = {
+        "gap reversed (v - t)": _rule(gap_word=lambda t, v: v - t > 0.05),
+        "gap comparison reversed (<)": _rule(gap_word=lambda t, v: t - v < 0.05),
+        "gap as abs(t - v)": _rule(gap_word=lambda t, v: abs(t - v) > 0.05),
+        "gap >= (off by one)": _rule(gap_word=lambda t, v: t - v >= 0.05),
+        "gap threshold 0.1": _rule(gap_word=lambda t, v: t - v > 0.1),
+        "gap threshold 0.01": _rule(gap_word=lambda t, v: t - v > 0.01),
+        "gap threshold 5 (percent)": _rule(gap_word=lambda t, v: t - v > 5),
+        "floor <= (off by one)": _rule(floor_word=lambda t, v: t <= 0.80),
+        "floor reversed (>)": _rule(floor_word=lambda t, v: t > 0.80),
+        "floor 0.85": _rule(floor_word=lambda t, v: t < 0.85),
+        "floor 0.75": _rule(floor_word=lambda t, v: t < 0.75),
+        "floor on v": _rule(floor_word=lambda t, v: v < 0.80),
+        "floor tested first": _rule(floor_first=True),
+        "first epoch": _rule(epoch=0),
+        "middle epoch": _rule(epoch=1),
+    }
+    assert [name for name, rule in twins.items() if _judgements(rule) == expected] == []

@@ -68,12 +68,16 @@ FIGURES = MappingProxyType({name: what for f in FILES for name, what in f.figure
 
 
 class CNN:
-    """The PyTorchCNN architecture of pytorch_cnn.py's docstring: ``blocks`` x [Conv2d(3x3, padding 1),
+    """The PyTorchCNN architecture of pytorch_cnn.py's docstring: ``blocks`` x [Conv2d(3x3, stride 1, padding 1),
     ReLU, MaxPool2d(2), BatchNorm2d, Dropout(dropout)] on the channels below, then Flatten,
-    Linear(channels[-1], hidden), ReLU, Linear(hidden, classes)."""
+    Linear(channels[-1], hidden), ReLU, Linear(hidden, classes).  The docstring's BatchNorm2d(c_out) is
+    PyTorch's defaults: eps 1e-5, momentum 0.1, affine, running statistics (not Keras's momentum 0.99)."""
     channels = (1, 32, 64, 128, 256)
     kernel = 3
+    stride = 1
     pool = 2
+    batchnorm_eps = 1e-5
+    batchnorm_momentum = 0.1
     dropout = 0.3
     hidden = 128
     classes = 10

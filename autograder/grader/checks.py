@@ -308,6 +308,23 @@ def check_plot_and_judgement(student_file, net, metrics, png_name):
         fail(f"report_my_judgement returned {judgement!r}; expected one of {JUDGEMENTS}")
 
 
+def check_judgement_rule(net, cases, rule, what):
+    """report_my_judgement() on synthetic curves: for each (train_accs, val_accs) of ``cases``,
+    ``net.train_val_metrics`` is set to them (with made-up losses) and the answer must be the word
+    ``rule(metrics)`` gives (the docstring's rule, grader-side)."""
+    for train_accs, val_accs in cases:
+        metrics = {"train_losses": [1.0, 0.8, 0.6][:len(train_accs)], "train_accs": list(train_accs),
+                   "val_losses": [1.1, 0.9, 0.7][:len(val_accs)], "val_accs": list(val_accs)}
+        net.set("train_val_metrics", metrics)
+        expected = rule(metrics)
+        got = net.call("report_my_judgement")
+        if got != expected:
+            fail(f"{what} returned {str(got)[:60]!r} with self.train_val_metrics set to train_accs {list(train_accs)} "
+                 f"and val_accs {list(val_accs)}; the docstring's rule gives {expected!r} for the last epoch "
+                 f"(t = {train_accs[-1]}, v = {val_accs[-1]}): \"overfitting\" if t - v > 0.05, otherwise "
+                 "\"underfitting\" if t < 0.80, otherwise \"generalizing\"")
+
+
 def check_prediction_mode(model, predict, X, what, n, attr=None):
     """The student's prediction must switch to evaluation mode itself, run without gradients,
     and give the labels of the network in evaluation mode.

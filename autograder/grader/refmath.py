@@ -166,6 +166,22 @@ def judgement(metrics, gap=0.05, floor=0.80):
     return "generalizing"
 
 
+# Synthetic curves for report_my_judgement: (train_accs, val_accs), three epochs each; the last epoch,
+# (t, v), sits on one side of a boundary of the rule, and the earlier ones would give another word
+# (a rule applied to the first, the best or the mean epoch).  Each wrong twin of the rule gives a
+# wrong word on at least one case (tests/test_refmath.py proves it for the ones named here):
+JUDGEMENT_CASES = (
+    ((0.50, 0.99, 0.90), (0.50, 0.60, 0.84)),   # gap 0.06: overfitting (v - t, a gap of 0.1)
+    ((0.50, 0.99, 0.90), (0.50, 0.60, 0.86)),   # gap 0.04: generalizing (t - v < gap, a gap of 0.01)
+    ((0.50, 0.99, 0.82), (0.50, 0.60, 0.95)),   # v far above t: generalizing (abs(t - v))
+    ((0.99, 0.50, 0.10), (0.60, 0.50, 0.05)),   # t - v is exactly 0.05 in floating point: underfitting (>=)
+    ((0.99, 0.50, 0.70), (0.99, 0.50, 0.60)),   # gap 0.10 below the floor: overfitting (the floor first)
+    ((0.50, 0.99, 0.80), (0.50, 0.60, 0.79)),   # t exactly 0.80: generalizing (t <= 0.80)
+    ((0.99, 0.99, 0.78), (0.99, 0.60, 0.77)),   # t 0.78: underfitting (a floor of 0.75 or 0.70)
+    ((0.50, 0.99, 0.82), (0.50, 0.60, 0.79)),   # t 0.82, v 0.79: generalizing (a floor of 0.85, v < 0.80)
+    ((0.99, 0.99, 0.60), (0.99, 0.60, 0.58)),   # t 0.60: underfitting (t > 0.80)
+)
+
 
 def perturb_images(X, seed, amount=3):
     """uint8 images with independent random noise of -amount..amount grey levels per pixel (clipped).

@@ -125,6 +125,11 @@ class Handle:
         return self.file.request("state_dict", None, what=f"{self.label}.state_dict", target=self.handle,
                                  attr=attr)
 
+    def parameters(self, attr=None):
+        """{name: array} of the trainable parameters (requires_grad), without the buffers."""
+        return self.file.request("parameters", None, what=f"{self.label}.parameters()", target=self.handle,
+                                 attr=attr)
+
     def layers(self, attr=None):
         return self.file.request("layers", None, what=f"{self.label}.{attr or ''}", target=self.handle, attr=attr)
 

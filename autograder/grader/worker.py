@@ -63,7 +63,7 @@ def fingerprint(value):
 
 
 LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features",
-               "out_features", "p", "num_features", "eps", "momentum", "bias")
+               "out_features", "p", "num_features", "eps", "momentum", "affine", "track_running_stats", "bias")
 
 
 class Worker:
@@ -349,6 +349,12 @@ class Worker:
 
     def op_state_dict(self, request):
         return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).state_dict().items()}
+
+    def op_parameters(self, request):
+        """The trainable parameters (requires_grad) by name: what training must change, unlike the
+        state_dict, which also holds buffers such as BatchNorm's running statistics."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).named_parameters()
+                if v.requires_grad}
 
     def op_layers(self, request):
         layers = []

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from grader import refmath
-from grader.checks import as_array, assert_close, check_metrics, check_prediction_mode, fail
+from grader.checks import as_array, assert_close, check_judgement_rule, check_metrics, check_prediction_mode, fail
 from grader.session import data, onehot, tensor
 
 
@@ -130,3 +130,10 @@ def test_judgement_follows_the_stated_rule(pytorch_cnn, fmnist_data, config):
     if got != expected:
         fail(f"report_my_judgement returned {got!r}; the rule gives {expected!r} for final training accuracy "
              f"{metrics['train_accs'][-1]:.3f} and validation accuracy {metrics['val_accs'][-1]:.3f}")
+
+
+@pytest.mark.weight(0.5)
+def test_judgement_rule_on_synthetic_curves(pytorch_cnn):
+    """PyTorchCNN.report_my_judgement applies the docstring's rule on both sides of each of its boundaries"""
+    net = pytorch_cnn.new("PyTorchCNN")
+    check_judgement_rule(net, refmath.JUDGEMENT_CASES, refmath.judgement, "PyTorchCNN.report_my_judgement()")

@@ -10,17 +10,39 @@ PARAMETERS = 422_986
 
 
 def expected_layers(num_classes=CNN.classes):
-    """The layer sequence of assignment.CNN, as the worker describes layers."""
+    """The layer sequence of assignment.CNN, as the worker describes layers: every hyperparameter the
+    docstring states, those of its calls' defaults included (BatchNorm2d(c_out) is momentum 0.1)."""
     layers = []
-    k = CNN.kernel
+    k, s = CNN.kernel, CNN.stride
     for c_in, c_out in zip(CNN.channels[:-1], CNN.channels[1:]):
         layers += [("Conv2d", {"in_channels": c_in, "out_channels": c_out, "kernel_size": [k, k],
-                               "stride": [1, 1], "padding": [k // 2, k // 2]}),
-                   ("ReLU", {}), ("MaxPool2d", {"kernel_size": CNN.pool}), ("BatchNorm2d", {"num_features": c_out}),
+                               "stride": [s, s], "padding": [k // 2, k // 2], "bias": True}),
+                   ("ReLU", {}), ("MaxPool2d", {"kernel_size": [CNN.pool] * 2, "stride": [CNN.pool] * 2,
+                                                "padding": [0, 0]}),
+                   ("BatchNorm2d", {"num_features": c_out, "eps": CNN.batchnorm_eps,
+                                    "momentum": CNN.batchnorm_momentum, "affine": True,
+                                    "track_running_stats": True}),
                    ("Dropout", {"p": CNN.dropout})]
-    layers += [("Flatten", {}), ("Linear", {"in_features": CNN.channels[-1], "out_features": CNN.hidden}),
-               ("ReLU", {}), ("Linear", {"in_features": CNN.hidden, "out_features": num_classes})]
+    layers += [("Flatten", {}), ("Linear", {"in_features": CNN.channels[-1], "out_features": CNN.hidden,
+                                            "bias": True}),
+               ("ReLU", {}), ("Linear", {"in_features": CNN.hidden, "out_features": num_classes, "bias": True})]
     return layers
+
+
+def as_stated(kind, name, value, layer):
+    """A layer's reported value in the form expected_layers states it: one number for both sides of a
+    2-d size becomes a pair, and Conv2d's padding="same" (stride 1) is the padding that keeps the size."""
+    if name in ("kernel_size", "stride", "padding") and isinstance(value, int) and not isinstance(value, bool):
+        return [value, value]
+    if kind == "Conv2d" and name == "padding" and value == "same":
+        return [size // 2 for size in layer.get("kernel_size") or ()]
+    return value
+
+
+def same_value(got, want):
+    if isinstance(want, float):
+        return isinstance(got, (int, float)) and not isinstance(got, bool) and abs(got - want) <= 1e-9
+    return type(got) is type(want) and got == want
 
 
 def images(n, seed=0):
@@ -37,8 +59,9 @@ def test_architecture(pytorch_cnn):
         fail(f"self.model holds {got_kinds};\nexpected {[kind for kind, _ in want]}")
     for i, ((kind, attrs), layer) in enumerate(zip(want, layers)):
         for name, value in attrs.items():
-            if layer.get(name) != value and not (isinstance(value, float) and abs(layer.get(name, -1) - value) < 1e-9):
-                fail(f"layer {i} ({kind}) has {name}={layer.get(name)!r}; expected {value!r}")
+            if not same_value(as_stated(kind, name, layer.get(name), layer), value):
+                fail(f"layer {i} ({kind}) has {name}={layer.get(name)!r}; expected {value!r} (the docstring states "
+                     f"every layer's arguments; PyTorch's defaults are the ones it does not write out)")
     state = net.state_dict("model")
     count = sum(np.asarray(v).size for k, v in state.items()
                 if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
