@@ -22,16 +22,20 @@ import time
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
+def _pids():
+    """The pids /proc lists now (as strings); none when /proc cannot be read."""
+    try:
+        return [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return []
+
+
 def tasks_of(uid):
     """[(pid, tid, state)] of every task (thread) whose real uid is ``uid`` and that is not dead.
 
     A task in state Z whose thread group still has live threads shows up through those threads."""
     found = []
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return found
-    for pid in pids:
+    for pid in _pids():
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
@@ -53,11 +57,7 @@ def count_processes(uid):
     uid ``uid``: one status file per process, not one per thread as tasks_of reads, so it is cheap enough to
     take before every request."""
     count, want = 0, str(uid).encode()
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return count
-    for pid in pids:
+    for pid in _pids():
         try:
             state = None
             with open(f"/proc/{pid}/status", "rb") as fh:

@@ -187,6 +187,7 @@ class StudentFile:
         self.broken_by_clock = False     # broken because its time ran out (the instructor report says so)
         self.timeouts = 0
         self.events = []
+        self.uploads_digest = None       # of its uploads, for grading_seed
 
     def _ensure(self):
         if self.broken:
@@ -357,8 +358,11 @@ class StudentFile:
     def grading_seed(self, purpose):
         """A seed for this test's random choices (``purpose``: "noise", ...): drawn from the config and this
         file's uploads only, so a regrade of the same files gives identical numbers (submission.content_seed)."""
+        if self.uploads_digest is None:        # the uploads are read once per file, not once per draw
+            self.uploads_digest = submission.uploads_digest(self.session.found, self.stem,
+                                                            self.session.config["size_limits"])
         return submission.content_seed(self.session.found, self.stem, self.session.config["size_limits"],
-                                       self.session.config.get("_hash"), purpose)
+                                       self.session.config.get("_hash"), purpose, digest=self.uploads_digest)
 
     def submitted_path(self, name):
         """Path of ``name`` as uploaded (None if absent)."""

@@ -114,16 +114,24 @@ def copy_capped(src, dest, limit):
     return True
 
 
-def content_seed(found, stem, size_limits, config_hash, purpose):
-    """A seed for the random choices a test of ``stem`` makes (noise, sampling): a function of the config
-    hash, ``purpose`` and the bytes of the file's uploads only (as make_scratch would copy them), so a
-    regrade of the same files draws the same numbers and a changed file draws afresh."""
-    digest = hashlib.sha256(f"{config_hash}\0{stem}\0{purpose}".encode())
+def uploads_digest(found, stem, size_limits):
+    """SHA-256 of the bytes of ``stem``'s uploads, as make_scratch would copy them (absent or refused ones
+    named as such)."""
+    digest = hashlib.sha256(stem.encode())
     for name in assignment.file_of(stem).uploads:
         data = read_capped(found[name], size_limit(size_limits, name)) if name in found else None
         digest.update(f"\0{name}\0{'absent' if data is None else len(data)}\0".encode())
         digest.update(data or b"")
-    return int.from_bytes(digest.digest()[:8], "big")
+    return digest.digest()
+
+
+def content_seed(found, stem, size_limits, config_hash, purpose, digest=None):
+    """A seed for the random choices a test of ``stem`` makes (noise, sampling): a function of the config
+    hash, ``purpose`` and the bytes of the file's uploads only (``digest``: their uploads_digest, when the
+    caller has it), so a regrade of the same files draws the same numbers and a changed file draws afresh."""
+    digest = digest or uploads_digest(found, stem, size_limits)
+    seed = hashlib.sha256(digest + f"\0{config_hash}\0{purpose}".encode()).digest()
+    return int.from_bytes(seed[:8], "big")
 
 
 def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
