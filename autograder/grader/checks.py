@@ -267,8 +267,19 @@ def check_metrics(metrics, epochs, what):
     return out
 
 
+# plot_train_val_metrics: the panels the docstrings ask for, left to right, and the metrics each shows
+METRIC_PANELS = (("loss", "left", ("train_losses", "val_losses")), ("accuracy", "right", ("train_accs", "val_accs")))
+
+
+def _shows(panel, values):
+    """Whether one of the panel's lines plots ``values`` (the recorded metric, one per epoch)."""
+    return any(np.asarray(line["y"]).shape == values.shape and np.allclose(line["y"], values, rtol=1e-4, atol=1e-6)
+               for line in panel["lines"])
+
+
 def check_metrics_figure(returned, metrics, what):
-    """plot_train_val_metrics() returned (fig, axes): two panels, loss and accuracy, train and validation."""
+    """plot_train_val_metrics() returned (fig, axes): two panels, loss on the left and accuracy on the right,
+    each with the training and the validation curve (the recorded values), axis labels and a legend."""
     if not isinstance(returned, list) or len(returned) != 2 or not isinstance(returned[0], dict) \
             or protocol.marker_of(returned[0]) != protocol.FIGURE:
         fail(f"{what} must return (fig, axes); got {kind_of(returned)}")
@@ -278,18 +289,18 @@ def check_metrics_figure(returned, metrics, what):
     for i, panel in enumerate(panels):
         for line in panel["lines"]:
             as_array(line["y"], f"{what}: the line {str(line.get('label'))[:40]!r} of axes {i + 1}")
-    for pair, title in ((("train_losses", "val_losses"), "loss"), (("train_accs", "val_accs"), "accuracy")):
-        wanted = [metrics[k] for k in pair]
-        for panel in panels:
-            ys = [np.asarray(line["y"], dtype=np.float64) for line in panel["lines"]]
-            if all(any(y.shape == w.shape and np.allclose(y, w, rtol=1e-4, atol=1e-6) for y in ys)
-                   for w in wanted):
-                if not (panel["xlabel"] and (panel["ylabel"] or panel["title"])):
-                    fail(f"{what}: the {title} panel needs axis labels")
-                break
-        else:
-            fail(f"{what}: no panel shows both the training and the validation {title} "
-                 f"({pair[0]} and {pair[1]} from train_val_metrics)")
+    for (title, side, keys), panel, other in zip(METRIC_PANELS, panels, reversed(panels)):
+        wanted = [np.asarray(metrics[k], dtype=np.float64) for k in keys]
+        if not all(_shows(panel, w) for w in wanted):
+            swapped = all(_shows(other, w) for w in wanted)
+            fail(f"{what}: the {side} panel must show the training and the validation {title} ({keys[0]} and "
+                 f"{keys[1]} from train_val_metrics)" + ("; they are in the other panel: loss goes on the "
+                                                          "left, accuracy on the right" if swapped else ""))
+        if not (panel["xlabel"] and (panel["ylabel"] or panel["title"])):
+            fail(f"{what}: the {title} panel needs axis labels")
+        if not panel.get("legend") or len(panel["legend"]) < 2:
+            fail(f"{what}: the {title} panel needs a legend naming the training and the validation curve "
+                 "(label= on each plot, then ax.legend())")
 
 
 JUDGEMENTS = ("underfitting", "overfitting", "generalizing")
@@ -359,9 +370,85 @@ def check_prediction_mode(model, predict, X, what, n, attr=None):
     return first
 
 
+def check_training_mode(model, train, what, attr=None):
+    """Every optimiser step of the student's training runs in training mode.
+
+    ``model`` is a session Handle of the network (``attr`` names its submodule); ``train()`` runs the
+    student's training.  Each forward pass that gradients later flow back through (a step's) is noted
+    with the mode each layer ran it in; one in evaluation mode (dropout off, BatchNorm frozen) fails,
+    and so does a training during which no gradient reached the model.  Forwards without a backward
+    (the metrics) may run in either mode.
+    """
+    model.probe(attr)
+    train()
+    log = model.probe_log()
+    if log["backward"] == 0:
+        fail(f"{what} ran no backward pass through self.{attr or 'model'}: train the model's own layers")
+    if log["backward_eval"]:
+        modal = [layer for layer in log["backward_eval"] if "(Dropout" in layer or "(BatchNorm" in layer]
+        fail(f"{what} took optimiser steps with {', '.join(modal or log['backward_eval'])} in evaluation mode (dropout "
+             "off, BatchNorm not learning its statistics): call self.model.train() before the steps of every "
+             "epoch, after any self.model.eval() for the metrics")
+
+
 # Fashion-MNIST's ten classes, in label order (handout utils.py names them the same way; a test keeps them equal)
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot")
+
+
+def _class_after(title, key, other):
+    """The class name after ``key`` ("predicted:") in a title, up to ``other`` ("true:") or the end."""
+    low = title.lower()
+    start = low.find(key)
+    if start < 0:
+        return None
+    start += len(key)
+    stop = low.find(other, start)
+    text = title[start:] if stop < 0 else title[start:stop]
+    text = text.strip().rstrip("/,;|-").strip().lower()
+    return next((name for name in CLASS_NAMES if name.lower() == text), None)
+
+
+def _shown_index(image, images):
+    """The index of the row of ``images`` (N, 28, 28) that ``image`` shows (any scale, colour map or
+    extra axis of size 1), or None."""
+    shown = np.asarray(image, dtype=np.float64)
+    if shown.size != 28 * 28 or not np.all(np.isfinite(shown)) or np.ptp(shown) == 0:
+        return None
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    corr = np.array([np.corrcoef(shown.reshape(-1), row)[0, 1] if np.ptp(row) else 0.0 for row in flat])
+    best = int(np.argmax(corr))
+    return best if corr[best] >= 0.99 else None
+
+
+def check_example_figures(saved, images, labels, predicted, wanted, what):
+    """The figures ``what`` saved show examples as their names say.  ``saved``: StudentFile.recorded_figures();
+    ``images`` (N, 28, 28), ``labels`` and ``predicted`` (N,) what the student's function was given and what
+    its model predicts; ``wanted``: {file name: whether its example must be correctly classified}.  Each
+    figure must show one of the images, titled "predicted: <class> / true: <class>" with that image's
+    prediction and label."""
+    for name, correct in wanted.items():
+        figure = next((f for f in reversed(saved) if f["file"] == name), None)
+        if figure is None:
+            fail(f"{what} did not save {name} with matplotlib (fig.savefig or plt.savefig), so its title cannot "
+                 "be read")
+        title = next((t for t in figure["titles"] if "predicted:" in t.lower() and "true:" in t.lower()), None)
+        if title is None:
+            fail(f"{name}: no title reads \"predicted: <class name> / true: <class name>\" (titles: "
+                 f"{[t[:60] for t in figure['titles'] if t]})")
+        said_p, said_t = _class_after(title, "predicted:", "true:"), _class_after(title, "true:", "predicted:")
+        if said_p is None or said_t is None:
+            fail(f"{name}: the title {title[:80]!r} must name two of CLASS_NAMES after \"predicted:\" and \"true:\"")
+        index = next((i for i in (_shown_index(im, images) for im in figure["images"]) if i is not None), None)
+        if index is None:
+            fail(f"{name} does not show one of the images passed to {what} (ax.imshow of X_test[i])")
+        truth, guess = CLASS_NAMES[int(labels[index])], CLASS_NAMES[int(predicted[index])]
+        if (said_p, said_t) != (guess, truth):
+            fail(f"{name} shows image {index}, whose prediction is {guess} and true class {truth}, but its title "
+                 f"says predicted: {said_p} / true: {said_t}")
+        if (guess == truth) != correct:
+            fail(f"{name} shows image {index}, which is {'mis' if correct else ''}classified"
+                 f"{'' if correct else ' correctly'}; it must show a {'correctly classified' if correct else 'misclassified'} one")
 
 
 def confusion(predicted, labels, classes=len(CLASS_NAMES)):

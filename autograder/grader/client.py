@@ -8,6 +8,7 @@ messages.
 """
 import collections
 import os
+from types import MappingProxyType
 import queue
 import re
 import shutil
@@ -17,11 +18,11 @@ import sys
 import threading
 import time
 
-from . import protocol, reaper, resources
+from . import protocol, reaper, resources, spawn, submission
 from .sandbox import KINDS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py", "landlock.py")
+RUNTIME_FILES = ("worker.py", "protocol.py", "sandbox.py", "landlock.py", "template.py")
 POSIX = os.name == "posix"
 
 
@@ -31,6 +32,46 @@ FORBIDDEN = ("this file's tests stopped: the code tried an action the grader doe
              "connection opened by a library (the grader has no network: download nothing, and load data only "
              "inside `main()` or under `if __name__ == \"__main__\":`)")
 OVER_LIMIT = "this file's tests stopped: the code went over one of the grader's resource limits"
+# a worker's folders over limits.scratch_mb / scratch_files (submission.tree_usage's bound): (what the
+# instructor report says, what the student is told it wrote)
+FOLDER_LIMITS = MappingProxyType({
+    "bytes": ("filled its folders beyond limits.scratch_mb = {mb} MB", "more than {mb} MB to disk"),
+    "entries": ("filled its folders beyond limits.scratch_files = {files:,} files and folders",
+                "more than {files:,} files and folders"),
+    "depth": (f"nested folders more than {submission.HELD_FOLDERS} levels deep",
+              f"folders nested more than {submission.HELD_FOLDERS} levels deep"),
+})
+OVER_FOLDERS = ("this file's tests stopped: your code wrote {what} in its folder (the grader's limit, the uploaded "
+                "files included). Write less to disk: save only the files the assignment asks for, and delete or "
+                "overwrite temporary files.")
+FORGED = ("this file's tests stopped: your code wrote an answer on the grader's channel itself (the grader reads "
+          "only what its worker writes)")
+# what the worker's own loop puts in an answer beside its value (worker.handle, describe_error): anything
+# else, or anything longer, was written by the student's code; each text is checked before it is used
+ERROR_TEXTS = MappingProxyType({"type": 200, "message": 4000, "where": 4000, "kind": 40})
+NAME_LISTS = MappingProxyType({"changed": 1000, "refused": 100})      # list key -> most entries (each <= 200)
+
+
+def answer_problem(payload):
+    """Why an answer's own fields (error, changed, refused) are not what the worker's loop writes, or None.
+    Checked before any of them is formatted or compared: a forged error whose message is 4,000 arrays cost
+    the grader 30 CPU-seconds and 65 MB of text per answer."""
+    error = payload.get("error")
+    if not payload["ok"] or error is not None:
+        if not isinstance(error, dict) or not set(error) <= set(ERROR_TEXTS):
+            return "its error is not the worker's (type, message, where)"
+        for key, most in ERROR_TEXTS.items():
+            value = error.get(key)
+            if value is not None and not (isinstance(value, str) and len(value) <= most):
+                return f"its error's {key} is not a text of at most {most} characters"
+    for key, most in NAME_LISTS.items():
+        value = payload.get(key)
+        if value is not None and not (isinstance(value, list) and len(value) <= most
+                                      and all(isinstance(v, str) and len(v) <= 200 for v in value)):
+            return f"its {key} is not a list of at most {most} short names"
+    return None
+
+
 UNSOLICITED = ("this file's tests stopped: your code sent data to the grader outside a call (for example from a "
                "thread left running)")
 
@@ -73,11 +114,14 @@ def clean_event(raw):
 
 
 class StudentError(Exception):
-    """The student's code raised; ``info`` has type, message and where; ``refused``: the kinds of action
+    """The student's code raised; ``info`` has type, message and where; ``kind``: the protocol.ErrorKind the
+    worker classified it as (untrusted: OTHER unless a declared kind's name); ``refused``: the kinds of action
     the audit hook refused during the request (sandbox.KINDS)."""
 
     def __init__(self, info, refused=()):
+        info = info if isinstance(info, dict) else {}
         self.info = info
+        self.kind = protocol.ErrorKind.of(info.get("kind"))
         self.refused = list(refused)
         where = f" ({info['where']})" if info.get("where") else ""
         super().__init__(f"{info.get('type')}: {info.get('message')}{where}")
@@ -96,13 +140,16 @@ def prepare_runtime(directory):
 class Worker:
     def __init__(self, module, scratch, runtime, python=None, user=None, env=None,
                  output_cap=64 * 1024, setup=None, output_limit=None, on_event=None, reply_limit=None,
-                 cgroup=None):
+                 cgroup=None, folders=(), template=None):
         """``user``: (uid, gid) of a user of the worker's own (root only), or None.
         ``setup``: the sandbox settings sent before anything else (see worker.op_setup).
         ``output_limit``: bytes of output after which the process is killed.
         ``on_event``: called with each line for the instructor's report.
         ``reply_limit``: bytes of one reply frame the grader reads (checked before reading it).
-        ``cgroup``: called before each start for a reaper.WorkerCgroup (or None) to hold the worker."""
+        ``cgroup``: called before each start for a reaper.WorkerCgroup (or None) to hold the worker.
+        ``folders``: the folders the worker may write (scratch, home), measured after every request against
+        the setup's limits scratch_mb and scratch_files.
+        ``template``: a spawn.Template to fork the worker from (None, or where it cannot: a fresh interpreter)."""
         self.module = module
         self.scratch = scratch
         self.runtime = runtime
@@ -115,7 +162,12 @@ class Worker:
         self.on_event = on_event or (lambda text: None)
         self.reply_limit = reply_limit or protocol.MAX_MESSAGE
         self.ooms_before = None
-        self.limit_hit = None
+        self.limit_hit = None            # a resource limit the worker went over: it was killed, the file stops
+        self.limit_message = OVER_LIMIT  # what the student is told of it
+        self.folders = list(folders)
+        self.template = template
+        self.held = None                 # {pid: pidfd} of the worker's processes stopped between two requests
+        self.others_seen = False         # processes besides the worker were found between requests (reported)
         self.proc = None
         self.replies = None
         self.reply_lock = threading.Lock()
@@ -150,9 +202,21 @@ class Worker:
         self.limit_hit = None
         self.ooms_before = resources.oom_kills()
         self.group = self.make_cgroup() if (POSIX and self.make_cgroup) else None
+        forked = None
+        if POSIX and self.template is not None:      # forked from the grading's template (spawn.py), if it can
+            forked = self.template.spawn(self.scratch, self.module, self.user, self.scratch, self.env)
+            if forked is None and not self.template.reported:
+                self.template.reported = True
+                self.on_event(f"worker template not used ({self.template.problem}): workers start afresh")
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, cwd=self.scratch, env=self.env, **kwargs)
+            if forked is not None:
+                self.proc = forked
+                os.close(events_read)
+                os.close(events_write)
+                events_read, events_write = forked.events, None
+            else:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, cwd=self.scratch, env=self.env, **kwargs)
         finally:
             if events_write is not None:
                 os.close(events_write)
@@ -175,7 +239,8 @@ class Worker:
             self.events_reader = threading.Thread(target=self._read_events, args=(events_read,), daemon=True)
             self.events_reader.start()
         if POSIX:
-            answer = self.request("setup", setup_timeout, **dict(self.setup, events_fd=events_write))
+            answer = self.request(protocol.Op.SETUP, setup_timeout,
+                                  **dict(self.setup, events_fd=spawn.EVENTS_FD if forked else events_write))
             self.confinement = answer if isinstance(answer, dict) else {}
             if self.confinement.get("seccomp"):
                 self.on_event(f"network filter not installed: {self.confinement['seccomp']}")
@@ -291,6 +356,8 @@ class Worker:
             return
         with self.reply_lock:
             self.closing = True
+        held, self.held = self.held, None
+        reaper.continue_processes(held, resume=False)       # SIGKILL ends a stopped process as it is
         if self.proc.poll() is None:
             self._kill_group()
         try:
@@ -332,13 +399,24 @@ class Worker:
 
     # -- requests ---------------------------------------------------------------
     def request(self, op, timeout, **fields):
-        """Send one request; return its value, or raise StudentError / WorkerFailure."""
+        """Send one request (``op``: a protocol.Op, with only the fields it declares); return its value, or
+        raise StudentError / WorkerFailure.  Anything else is the grader's own mistake: ProtocolError,
+        nothing sent."""
+        if not isinstance(op, protocol.Op):
+            raise protocol.ProtocolError(f"{op!r} is not a protocol.Op")
+        undeclared = sorted(set(fields) - op.fields)
+        if undeclared:
+            raise protocol.ProtocolError(f"op {op.value} takes no field {', '.join(undeclared)}")
         with self.reply_lock:                # from here on a frame is this request's answer
             refused, self.awaiting = self.unsolicited, True
         if refused:                          # the reply reader killed the worker: a frame outside a call
             self.kill()
             raise WorkerFailure(UNSOLICITED, fatal=True)
-        self._count_processes()
+        if self.held is not None:            # stopped since the last answer and counted then: nothing ran since
+            reaper.continue_processes(self.held)
+            self.held = None
+        else:
+            self._count_processes()
         if self.limit_hit:
             return self._died(timeout)
         if not self.alive():
@@ -355,7 +433,7 @@ class Worker:
             self.replies.put_nowait(stray)   # eof or a protocol error: reported below
         self.next_id += 1
         self.refused = []
-        message = dict(fields, op=op, id=self.next_id)
+        message = dict(fields, op=op.value, id=self.next_id)
         try:
             protocol.write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
@@ -367,11 +445,12 @@ class Worker:
         kind, payload = self._wait(timeout)
         if kind == "timeout":
             self.kill()
-            self.on_event(f"no answer within the time limit of {timeout:g} s ({op})")
+            self.on_event(f"no answer within the time limit of {timeout:g} s ({op.value})")
             output = self._stderr_suffix()
             raise WorkerFailure(f"no answer within the time limit of {timeout:g} s; the process was stopped"
                                 + output, timed_out=True, refused=self._refused_by_events(), output=output) from None
         if kind == "reply":
+            self._between()
             # the worker's own loop always answers with a dict holding "ok" and the request's id: anything else
             # was written by the student's code on the grader's channel, as between requests (fatal, so that the
             # outcome does not hang on when a thread's frame happens to arrive)
@@ -382,6 +461,13 @@ class Worker:
                 with self.reply_lock:
                     self.unsolicited = True
                 raise WorkerFailure(UNSOLICITED, fatal=True)
+            forged = answer_problem(payload)
+            if forged:
+                self.kill()
+                self.on_event(f"reply refused: request id {self.next_id}, an answer the worker did not write ({forged})")
+                with self.reply_lock:
+                    self.unsolicited = True
+                raise WorkerFailure(FORGED, fatal=True)
             changed = payload.get("changed")
             self.changed = ([str(name)[:60] for name in changed[:10]] if isinstance(changed, list)
                             else ["(an unreadable list)"] if changed is not None else [])
@@ -407,18 +493,56 @@ class Worker:
             except queue.Empty:
                 pass
             self._count_processes()
+            self._check_folders()
 
-    def _count_processes(self):
+    def _count_processes(self, count=None):
         """As root: too many processes of the worker's user (threads do not show here; processes do) kill
-        them all; the request then fails with OVER_LIMIT.  Checked every half second of a request and before
-        each request is sent (processes started between requests are counted too)."""
+        them all; the request then fails with OVER_LIMIT.  Checked every half second of a request and between
+        requests (``count``: the processes _between stopped), so processes started then are counted too."""
         limit = (self.setup.get("limits") or {}).get("processes")
         if self.user is not None and limit and self.limit_hit is None:
-            count = reaper.count_processes(self.user[0])
+            count = reaper.count_processes(self.user[0]) if count is None else count
             if count >= max(4, limit // 4):
-                self.limit_hit = f"started {count} processes"
-                self._kill_group()
-                kill_user(*self.user)
+                self._over_limit(f"started {count} processes")
+
+    def _check_folders(self):
+        """The worker's folders (scratch and home) within limits.scratch_mb and scratch_files, measured by
+        the grader (submission.tree_usage: bounded work, nothing followed or opened but folders).  The kernel
+        bounds only each file (RLIMIT_FSIZE); a size-limited tmpfs per worker would need CAP_SYS_ADMIN, which
+        Gradescope's container does not give, so this check, in the grader's process, is the bound."""
+        limits = self.setup.get("limits") or {}
+        files, mb = limits.get("scratch_files"), limits.get("scratch_mb")
+        if not self.folders or not files or not mb or self.limit_hit is not None:
+            return
+        _, _, over = submission.tree_usage(self.folders, files, mb << 20)
+        if over:
+            report, student = FOLDER_LIMITS[over]
+            self._over_limit(report.format(mb=mb, files=files),
+                             OVER_FOLDERS.format(what=student.format(mb=mb, files=files)))
+
+    def _over_limit(self, what, message=OVER_LIMIT):
+        """Kill everything of the worker at once; its next request fails with ``message``, fatal."""
+        self.limit_hit, self.limit_message = what, message
+        self._kill_group()
+        if self.user is not None:
+            kill_user(*self.user)
+
+    def _between(self):
+        """After each answer until the next request, nothing of the worker runs: as root, every process of its
+        uid is stopped (reaper.stop_user: threads and children alike), so none spins on the CPU while the
+        grader works between requests; it is counted, and its folders are measured while nothing writes.
+        (Stopping was chosen over charging the CPU time used between requests: a charge would come after the
+        grader had lost the time.)  Without a uid of its own (not root) a worker is not stopped: its children
+        could not all be found."""
+        if POSIX and self.user is not None and self.limit_hit is None:
+            self.held = reaper.stop_user(self.user[0])
+            if self.held is not None:
+                if len(self.held) > 1 and not self.others_seen:
+                    self.others_seen = True
+                    self.on_event(f"{len(self.held) - 1} process(es) of the worker's uid besides the worker were "
+                                  "alive between two requests; they were stopped with it until the next request")
+                self._count_processes(len(self.held))
+        self._check_folders()
 
     def _refused_by_events(self):
         """The kinds refused during the request, once the dead worker's events channel is read to its end."""
@@ -444,7 +568,7 @@ class Worker:
         self.kill()
         if self.limit_hit:
             self.on_event(f"resource limit: the worker {self.limit_hit}; it was killed")
-            raise WorkerFailure(OVER_LIMIT, fatal=True)
+            raise WorkerFailure(self.limit_message, fatal=True)
         if name == "SIGSYS":
             self.on_event("forbidden system call (a network socket or another blocked call): killed by SIGSYS")
             raise WorkerFailure(FORBIDDEN, fatal=True, refused=self._refused_by_events())

@@ -30,9 +30,10 @@ import tempfile
 from types import MappingProxyType
 from typing import NamedTuple
 
-from . import reaper, resources
-from .assignment import STEMS
-from .submission import make_scratch, remove_tree
+from . import reaper, resources, spawn
+from .assignment import STEMS, file_of
+from .config import size_limit
+from .submission import make_scratch, read_capped, remove_tree
 
 SLOT_DIR = "/run/nnag-slots"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -177,6 +178,8 @@ class Isolation:
         self.scratch, self.homes = {}, {}
         self.reports = {}                              # stem -> what the worker said at its last start
         self.kill_mechanisms = set()
+        self.worker_template = None                    # spawn.Template, made at the first worker start
+        self.torch_files = {}                          # stem -> whether its uploads mention torch
 
     @classmethod
     def build(cls, config, workdir, protected, data_dirs=(), also_writable=()):
@@ -223,7 +226,7 @@ class Isolation:
         copy of the uploads in a new scratch folder and a new home, so nothing an earlier worker wrote (what
         a hidden test's calls received, say) reaches a later one, whose test may be visible.  The old
         folders are removed (the worker and its uid's processes are gone by then); returns [problems]."""
-        old = [p for p in (self.scratch.get(stem), self.homes.get(stem)) if p]
+        old = self.own_folders(stem)
         self.generation += 1
         base = os.path.join(self.workdir, f"worker{self.generation}")
         os.makedirs(base)
@@ -247,7 +250,7 @@ class Isolation:
             return None
         uid = self.spares.pop(0)
         self.uids[stem] = uid
-        for path in (self.scratch.get(stem), self.homes.get(stem)):
+        for path in self.own_folders(stem):
             if path:
                 for dirpath, dirnames, filenames in os.walk(path):
                     for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
@@ -256,6 +259,10 @@ class Isolation:
                         except OSError:
                             pass
         return uid
+
+    def own_folders(self, stem):
+        """The folders a worker of ``stem`` may write: its scratch and its home."""
+        return [p for p in (self.scratch.get(stem), self.homes.get(stem)) if p]
 
     def env(self, stem):
         home = self.homes.get(stem, self.workdir)
@@ -274,8 +281,7 @@ class Isolation:
         limits = dict(self.config["limits"], memory_mb=memory_mb)
         if not self.slot:
             limits["processes"] = None    # it would count every process of the person running the grader
-        own = [p for p in (self.scratch.get(stem), self.homes.get(stem)) if p]
-        writable = own + self.also_writable
+        writable = self.own_folders(stem) + self.also_writable
         return {"limits": limits, "protected": self.protected, "threads": self.threads,
                 "writable": writable + ["/dev/null"],
                 "landlock": {"read": self.read_rules + ([self.runtime] if self.runtime else []),
@@ -303,8 +309,43 @@ class Isolation:
             report["network"] = " + ".join(layers) or "open: no seccomp filter and no Landlock network rules"
             self.reports[stem] = report
 
+    def template(self, stem):
+        """The grading's worker template (spawn.Template) for a worker of ``stem``, or None where it starts
+        afresh: a file whose uploads never mention torch (a forked worker would carry torch's memory, which
+        its memory limit counts, for nothing), the setting grading.worker_template or
+        NNAG_WORKER_TEMPLATE=off, more than one worker thread (a process that forks must have one), no
+        pidfds.  It is started with a worker's environment whose folders are the read-only runtime, never
+        the grader's."""
+        if stem not in self.torch_files:
+            found, _, size_limits = self.uploads
+            self.torch_files[stem] = any(
+                b"torch" in (read_capped(found[name], size_limit(size_limits, name)) or b"")
+                for name in file_of(stem).uploads if name in found)
+        if not self.torch_files[stem]:
+            return None
+        if self.worker_template is None and self.runtime and self.threads == 1 and hasattr(os, "pidfd_open") \
+                and self.config["grading"].get("worker_template", True) \
+                and os.environ.get("NNAG_WORKER_TEMPLATE", "on") != "off":
+            stem = next(iter(self.scratch), None)
+            if stem is not None:
+                env = dict(self.env(stem), HOME=self.runtime, TMPDIR=self.runtime, MPLCONFIGDIR=self.runtime)
+                self.worker_template = spawn.Template(self.python, self.runtime, env)
+        return self.worker_template
+
+    def describe_template(self):
+        """How workers started: forked from the template, afresh, or both (and why)."""
+        t = self.worker_template
+        if t is None:
+            return "afresh: " + ("one thread per worker is needed" if self.threads != 1 else "the template is off")
+        if t.problem:
+            return f"forked from the template {t.forks} times, then afresh: {t.problem}"
+        return f"forked from the template ({t.forks} workers)"
+
     def release(self):
-        """Give the slot back (its uids' processes were killed when each worker stopped)."""
+        """Close the worker template and give the slot back (its uids' processes were killed when each
+        worker stopped)."""
+        if self.worker_template is not None:
+            self.worker_template.close()
         if self.slot:
             self.slot.release()
 
@@ -326,6 +367,7 @@ class Isolation:
             "network": each("network", lambda v: v) if self.reports else "not started",
             "threads_at_confinement": each("threads_alive", lambda v: v),
             "kill": sorted(self.kill_mechanisms),
+            "worker_start": self.describe_template(),
             "uids_retired": [f"{stem}: uid {uid}: {why}" for stem, uid, why in self.retired],
         }
 

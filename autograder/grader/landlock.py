@@ -17,7 +17,7 @@ dependency to the zip for about eighty lines.
 - read and write access to each file of ``files_rw`` (/dev/null);
 - nothing else on the file system; no TCP bind or connect (ABI 4); no signals to
   and no abstract Unix sockets of processes outside this sandbox (ABI 6).
-It returns the ABI version that was applied, or raises ``Unavailable`` saying why.
+It returns the ABI version that was applied, or raises ``LandlockUnavailable`` saying why.
 """
 import ctypes
 import os
@@ -41,7 +41,7 @@ READ_ONLY = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 HIGHEST_KNOWN = 7                  # rights of later ABIs are not handled (so they stay allowed)
 
 
-class Unavailable(Exception):
+class LandlockUnavailable(Exception):
     """Landlock cannot be used here (old kernel, disabled at boot, not Linux, ...)."""
 
 
@@ -58,17 +58,17 @@ def fs_rights(abi):
 
 def _libc():
     if platform.system() != "Linux" or platform.machine() not in SYSCALLS:
-        raise Unavailable(f"no Landlock on {platform.system()} {platform.machine()}")
+        raise LandlockUnavailable(f"no Landlock on {platform.system()} {platform.machine()}")
     try:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError as exc:
-        raise Unavailable(f"libc not found ({exc})") from None
+        raise LandlockUnavailable(f"libc not found ({exc})") from None
     libc.syscall.restype = ctypes.c_long
     return libc
 
 
 def abi_version():
-    """The kernel's Landlock ABI version; raises Unavailable."""
+    """The kernel's Landlock ABI version; raises LandlockUnavailable."""
     libc = _libc()
     create = SYSCALLS[platform.machine()][0]
     version = libc.syscall(ctypes.c_long(create), None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION))
@@ -78,7 +78,7 @@ def abi_version():
                95: "Landlock is disabled on this kernel (boot option lsm=)",
                1: "Landlock's system calls are refused here (a container's seccomp profile?)"}.get(
                    errno, f"errno {errno}")
-        raise Unavailable(why)
+        raise LandlockUnavailable(why)
     return int(version)
 
 
@@ -95,16 +95,16 @@ def restrict(read, write, files_rw=()):
     buf = ctypes.create_string_buffer(attr[:size], size)
     ruleset = libc.syscall(ctypes.c_long(create), buf, ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
-        raise Unavailable(f"landlock_create_ruleset failed: errno {ctypes.get_errno()}")
+        raise LandlockUnavailable(f"landlock_create_ruleset failed: errno {ctypes.get_errno()}")
     try:
         file_only = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | (FS_TRUNCATE | FS_IOCTL_DEV) & handled_fs
         for paths, rights in ((read, READ_ONLY), (write, handled_fs), (files_rw, file_only)):
             for path in paths:
                 _add_path(libc, add_rule, ruleset, path, rights, file_only)
         if libc.prctl(38, 1, 0, 0, 0) != 0:                  # PR_SET_NO_NEW_PRIVS, needed without CAP_SYS_ADMIN
-            raise Unavailable(f"prctl(PR_SET_NO_NEW_PRIVS) failed: errno {ctypes.get_errno()}")
+            raise LandlockUnavailable(f"prctl(PR_SET_NO_NEW_PRIVS) failed: errno {ctypes.get_errno()}")
         if libc.syscall(ctypes.c_long(restrict_self), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
-            raise Unavailable(f"landlock_restrict_self failed: errno {ctypes.get_errno()}")
+            raise LandlockUnavailable(f"landlock_restrict_self failed: errno {ctypes.get_errno()}")
     finally:
         os.close(ruleset)
     return abi
@@ -123,6 +123,6 @@ def _add_path(libc, add_rule, ruleset, path, rights, file_only):
         buf = ctypes.create_string_buffer(rule, len(rule))
         if libc.syscall(ctypes.c_long(add_rule), ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH), buf,
                         ctypes.c_uint32(0)) != 0:
-            raise Unavailable(f"landlock_add_rule({path}) failed: errno {ctypes.get_errno()}")
+            raise LandlockUnavailable(f"landlock_add_rule({path}) failed: errno {ctypes.get_errno()}")
     finally:
         os.close(fd)

@@ -7,12 +7,15 @@ Only numeric and boolean dtypes cross.  Decoded arrays are fresh and writable, e
 its own: an array is referred to once (the encoder never repeats one).  What a message decodes to
 is bounded too, before anything is built: ``limit`` bytes, each array counted every time it is
 referred to and each list or dict at CONTAINER_BYTES plus 8 per item.
+
+numpy is imported by the functions that read and write arrays, not with this module: the worker
+imports it for ``Op`` before it confines itself, and numpy starts OpenBLAS's threads at import
+(worker.load_libraries).
 """
+import enum
 import json
 import struct
 from types import MappingProxyType
-
-import numpy as np
 
 ALLOWED_DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                             "float16", "float32", "float64"})
@@ -22,9 +25,79 @@ MAX_ARRAYS = 4096      # arrays in one message
 MAX_NDIM = 8           # dimensions of one array
 CONTAINER_BYTES = 64   # what one decoded list or dict costs at least (CPython: 56 and 64 bytes), plus 8 per item
 
-# The vocabulary, in one place.  Every frame's header carries the request's "id"
+
+
+class Op(enum.Enum):
+    """Every request the grader may send, each with the fields it takes besides "op" and "id".
+
+    ``Op.CALL.value`` ("call") is the name on the wire, ``Op.CALL.fields`` the fields.  The grader sends
+    only these (client.Worker.request takes an Op and refuses a field it does not list); the worker
+    answers each with its ``op_<name>`` method and refuses any other name or field as a protocol
+    error.  tests/test_protocol.py checks that the two sides agree with this table both ways."""
+
+    def __new__(cls, wire, *fields):
+        member = object.__new__(cls)
+        member._value_ = wire
+        member.fields = frozenset(fields)
+        return member
+
+    # the worker confines itself (the first request, only then), imports the student's module
+    SETUP = "setup", "limits", "protected", "writable", "threads", "landlock", "landlock_off", "events_fd"
+    IMPORT = "import",
+    SEED = "seed", "seed"
+    FORGET = "forget",                     # between tests: drop every object the last test made
+    # objects of the student's module (``target``: a handle from NEW or a kept CALL, or "module")
+    NEW = "new", "cls", "args", "kwargs"
+    CALL = "call", "target", "method", "args", "kwargs", "keep"
+    GETATTR = "getattr", "target", "name"
+    SETATTR = "setattr", "target", "name", "value"
+    # torch modules (``attr``: a module the target holds, else the target itself)
+    STATE_DICT = "state_dict", "target", "attr"
+    PARAMETERS = "parameters", "target", "attr"
+    LAYERS = "layers", "target", "attr"
+    PARAM_COUNT = "param_count", "target", "attr"
+    SET_MODE = "set_mode", "target", "attr", "training"
+    LOAD_WEIGHTS = "load_weights", "target", "attr", "path"
+    FREEZE_ALTERNATE = "freeze_alternate", "target", "attr"
+    EVAL_LABELS = "eval_labels", "target", "attr", "X"
+    PROBE = "probe", "target", "attr"
+    PROBE_LOG = "probe_log", "target"
+    # watching the student's code
+    SPY = "spy", "target", "method"
+    SPY_LOG = "spy_log", "target", "method"
+    RECORD_FIGURES = "record_figures",
+    RECORDED_FIGURES = "recorded_figures",
+
+
+class ErrorKind(enum.Enum):
+    """What a failed request raised, as the worker classifies it (worker.error_kind) and sends in the error
+    reply's "kind": the grader decides on the kind, never on the message's text.  The worker runs the
+    student's code, which can forge any reply: the grader reads a kind only through ``of``."""
+
+    MEMORY = "memory"                  # MemoryError (numpy's too), torch's OutOfMemoryError, an allocator's
+                                       # "can't allocate memory" or "out of memory" (torch's CPU allocator)
+    FILE_TOO_LARGE = "file_too_large"  # OSError EFBIG: a file over limits.file_size_mb (SIGXFSZ ignored)
+    EXIT = "exit"                      # SystemExit, KeyboardInterrupt, GeneratorExit: the code tried to stop
+    PERMISSION = "permission"          # PermissionError
+    RECURSION = "recursion"            # RecursionError
+    UNPICKLING = "unpickling"          # pickle's UnpicklingError (torch.load(weights_only=True) refusing a file)
+    PROTOCOL = "protocol"              # the worker's own refusal: a request it does not know, a reply it cannot send
+    OTHER = "other"                    # anything else
+
+    @classmethod
+    def of(cls, value):
+        """The kind ``value`` names; OTHER for anything that is not exactly a declared kind's name."""
+        if type(value) is str:
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        return cls.OTHER
+
+
+# The rest of the vocabulary.  Every frame's header carries the request's "id"
 # (client.Worker checks that the answer it reads is the answer to what it asked).
-# Requests (grader -> worker; the worker builds the objects):
+# Inside requests (grader -> worker; the worker builds the objects):
 REF = "__ref__"          # {REF: handle}: an object the worker keeps from an earlier request
 DATA = "__data__"        # {DATA: {array, dtype, scale, shape, torch}}: images sent compactly (uint8)
 ONEHOT = "__onehot__"    # {ONEHOT: {labels, classes, dtype, torch}}: one-hot rows built by the worker
@@ -52,6 +125,7 @@ class ProtocolError(Exception):
 
 
 def _encode(obj, arrays):
+    import numpy as np
     if isinstance(obj, np.ndarray):
         if obj.dtype.name not in ALLOWED_DTYPES:
             raise ProtocolError(f"arrays of dtype {obj.dtype} cannot be sent")
@@ -154,6 +228,7 @@ def read_message(stream, limit=MAX_MESSAGE, header_limit=None):
     part: decoded JSON costs many times its size in Python objects, raw arrays do not.
     Each length is checked before the bytes are read; what the body decodes to (arrays
     counted at every reference) is checked against ``limit`` before any array byte is."""
+    import numpy as np
     budget = limit
     head = _read_exact(stream, _read_length(stream, min(budget, header_limit or budget), "JSON header"))
     try:

@@ -12,9 +12,14 @@ Two mechanisms, the stronger first:
   exited while its other threads run (a zombie leader) is found through those
   threads, so it counts as alive.
 
+Between two requests the worker's processes are stopped, not killed (``stop_user``,
+``continue_processes``): every process of the uid gets SIGSTOP through a pidfd, so
+none of its threads or children runs while the grader works.
+
 Neither mechanism relies on the process group, on /proc/<pid>/status of the
 leader, or on anything the student's code can change.
 """
+import errno
 import os
 import signal
 import time
@@ -52,26 +57,78 @@ def tasks_of(uid):
     return found
 
 
+def _live_of(pid, want):
+    """Whether /proc/``pid`` is a live process (thread group) of the real uid ``want`` (bytes); a zombie
+    leader counts while another of its threads lives."""
+    try:
+        state = None
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"State:"):
+                    state = line.split()[1:2]
+                elif line.startswith(b"Uid:"):
+                    return line.split()[1:2] == [want] and (
+                        state not in ([b"Z"], [b"X"]) or len(os.listdir(f"/proc/{pid}/task")) > 1)
+    except OSError:
+        pass
+    return False
+
+
+def live_processes(uid):
+    """Pids of the live processes of the real uid ``uid``: one status file per process, not one per thread
+    as tasks_of reads, so it is cheap enough to take before (and between) every request."""
+    want = str(uid).encode()
+    return [int(pid) for pid in _pids() if _live_of(pid, want)]
+
+
 def count_processes(uid):
     """How many live processes (thread groups; a zombie leader whose threads still run counts) have the real
-    uid ``uid``: one status file per process, not one per thread as tasks_of reads, so it is cheap enough to
-    take before every request."""
-    count, want = 0, str(uid).encode()
-    for pid in _pids():
-        try:
-            state = None
-            with open(f"/proc/{pid}/status", "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"State:"):
-                        state = line.split()[1:2]
-                    elif line.startswith(b"Uid:"):
-                        if line.split()[1:2] == [want]:
-                            # a zombie or dead leader counts only while another of its threads lives
-                            count += state not in ([b"Z"], [b"X"]) or len(os.listdir(f"/proc/{pid}/task")) > 1
-                        break
-        except OSError:
-            continue
-    return count
+    uid ``uid``."""
+    return len(live_processes(uid))
+
+
+def stop_user(uid, rounds=20):
+    """Stop (SIGSTOP) every process of ``uid``, threads and children alike; returns {pid: pidfd}, the
+    processes stopped, for continue_processes; None where the kernel or Python has no pidfds.
+
+    Each process is signalled through a pidfd that is checked, once open, to still be ``uid``'s, so a pid
+    reused by someone else's process is never signalled.  A process with a SIGSTOP pending can no longer
+    fork (the kernel restarts the fork after the stop), so the scans end once one finds nothing new."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    held, want = {}, str(uid).encode()
+    for _ in range(rounds):
+        new = [pid for pid in live_processes(uid) if pid not in held]
+        if not new:
+            break
+        for pid in new:
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError as exc:
+                if exc.errno == errno.ENOSYS:
+                    continue_processes(held)
+                    return None
+                continue                          # it ended meanwhile
+            if not _live_of(pid, want):
+                os.close(fd)
+                continue
+            held[pid] = fd
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGSTOP)
+            except OSError:
+                pass
+    return held
+
+
+def continue_processes(held, resume=True):
+    """SIGCONT to every process stop_user stopped (``resume`` False: none, before a kill); closes their pidfds."""
+    for fd in (held or {}).values():
+        if resume:
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGCONT)
+            except OSError:
+                pass
+        os.close(fd)
 
 
 def processes_of(uid):

@@ -55,7 +55,7 @@ def md_escape(text):
     return MD_SPECIAL.sub(r"\\\1", text)
 
 
-# the 0-point, hidden test that lists limits hit and refused actions (GradingRun.instructor_report)
+# the 0-point, hidden test that lists limits hit and refused actions (record.Record.instructor_report)
 REPORT_NAME = "Instructor report: limits and forbidden actions"
 
 OUTPUT_CAP = 8 * 1024        # characters kept of one test's output

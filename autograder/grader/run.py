@@ -4,6 +4,10 @@ Writes a valid results.json (score 0) before any student code runs, then the
 real one atomically at the end, and prints a score table.  Exits 0 whenever a
 results file was written.  The work is grading.GradingRun's; this module is the
 command line.
+
+``--assignment DIR`` grades another assignment, the one of folder DIR (its assignment.toml,
+config.toml and tests/; see grader/assignment.py): it is read from the command line before any
+grader module is imported, and is the same as NNAG_ASSIGNMENT=DIR.
 """
 import argparse
 import os
@@ -12,6 +16,20 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "grader"
+
+
+def assignment_argument(argv):
+    """The folder given by --assignment DIR (or --assignment=DIR) in ``argv``, else None."""
+    for i, arg in enumerate(argv):
+        if arg == "--assignment" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--assignment="):
+            return arg.partition("=")[2]
+    return None
+
+
+if __name__ == "__main__" and assignment_argument(sys.argv[1:]):     # before grader.assignment reads it
+    os.environ["NNAG_ASSIGNMENT"] = os.path.abspath(assignment_argument(sys.argv[1:]))
 
 from . import assignment, results  # noqa: E402
 from .grading import GRADER_DIR, GradingRun  # noqa: E402
@@ -39,6 +57,9 @@ def score_table(result):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Grade one submission of the neural-networks assignment.")
+    p.add_argument("--assignment", default=None, metavar="DIR",
+                   help="the folder of the assignment to grade (assignment.toml, config.toml, tests/); default: "
+                        "this course's (autograder/)")
     p.add_argument("--submission", required=True, help="folder with the student's files (any nesting)")
     p.add_argument("--results", required=True, help="where to write results.json")
     p.add_argument("--tests", choices=("public", "hidden", "all"), default="all")
@@ -53,7 +74,7 @@ def parse_args(argv):
     p.add_argument("--no-report", action="store_true",
                    help="leave out the instructor report (students' local runs: it is for staff)")
     p.add_argument("--no-training", action="store_true",
-                   help="leave out every test marked training or trains (students debugging the math)")
+                   help="leave out every test marked training or calls_train (students debugging the math)")
     p.add_argument("--skip-training", default="", metavar="STEMS",
                    help="comma-separated file stems whose @training tests are left out (self-tests)")
     p.add_argument("--also-writable", action="append", default=[], metavar="DIR",
@@ -63,6 +84,11 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.assignment is not None and os.path.realpath(args.assignment) != os.path.realpath(assignment.FOLDER):
+        print(f"grader: --assignment {args.assignment}: the grader was loaded for {assignment.FOLDER}; give "
+              f"--assignment DIR in full on the command line of python -m grader.run, or set "
+              f"{assignment.FOLDER_VARIABLE} before the grader is imported", file=sys.stderr)
+        return 2
     run = GradingRun(args)
     result, problem = run.execute()
     if problem:

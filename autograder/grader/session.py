@@ -18,6 +18,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import client, protocol, submission
+from .protocol import ErrorKind, Op
 from .checks import GradeFailure
 from .clock import OutOfTime
 from .assignment import file_of
@@ -27,7 +28,13 @@ class Unavailable(GradeFailure):
     """The student's file cannot be used (missing, or broken at import)."""
 
 
-MEMORY_ERRORS = ("MemoryError", "OutOfMemoryError")
+# What a failed request raised, as the worker classified it (client.StudentError.kind, a protocol.ErrorKind):
+# the grader decides on the kind, never on the message's text.  The worker runs the student's code, which can
+# forge its reply: a kind that is not declared reads as OTHER, and a kind only chooses which of the grader's own
+# words are added (the memory hint to the student, a line of the instructor report).  Every StudentError fails
+# its test, or its file at import, whatever its kind: a forged kind changes no score.
+NOTED_ERRORS = frozenset({ErrorKind.EXIT, ErrorKind.MEMORY, ErrorKind.PERMISSION, ErrorKind.UNPICKLING,
+                          ErrorKind.RECURSION})      # named in the instructor report with the exception's type
 MAIN = "`if __name__ == \"__main__\":`"
 # each kind of action the worker's audit hook refuses (sandbox.KINDS), as the student is told it:
 # (what the file tried, an example, what to do when it happened at import, what to do in a call).
@@ -110,71 +117,74 @@ class Handle:
     def call(self, method, *args, timeout=None, keep=False, may_change=(), **kwargs):
         """Call ``method`` in the worker.  The call fails when it changed an array or tensor
         argument in place, unless that argument is named in ``may_change``."""
-        value = self.file.request("call", timeout, what=f"{self.label}.{method}", target=self.handle,
+        value = self.file.request(Op.CALL, timeout, what=f"{self.label}.{method}", target=self.handle,
                                   method=method, args=list(args), kwargs=kwargs, keep=keep, may_change=may_change)
         return Handle(self.file, value["handle"], f"{self.label}.{method}()") if keep else value
 
     def get(self, name, timeout=None):
-        return self.file.request("getattr", timeout, what=f"{self.label}.{name}", target=self.handle, name=name)
+        return self.file.request(Op.GETATTR, timeout, what=f"{self.label}.{name}", target=self.handle, name=name)
 
     def set(self, name, value, timeout=None):
-        return self.file.request("setattr", timeout, what=f"{self.label}.{name}", target=self.handle,
+        return self.file.request(Op.SETATTR, timeout, what=f"{self.label}.{name}", target=self.handle,
                                  name=name, value=value)
 
     def state_dict(self, attr=None):
-        return self.file.request("state_dict", None, what=f"{self.label}.state_dict", target=self.handle,
+        return self.file.request(Op.STATE_DICT, None, what=f"{self.label}.state_dict", target=self.handle,
                                  attr=attr)
 
     def parameters(self, attr=None):
         """{name: array} of the trainable parameters (requires_grad), without the buffers."""
-        return self.file.request("parameters", None, what=f"{self.label}.parameters()", target=self.handle,
+        return self.file.request(Op.PARAMETERS, None, what=f"{self.label}.parameters()", target=self.handle,
                                  attr=attr)
 
     def layers(self, attr=None):
-        return self.file.request("layers", None, what=f"{self.label}.{attr or ''}", target=self.handle, attr=attr)
+        return self.file.request(Op.LAYERS, None, what=f"{self.label}.{attr or ''}", target=self.handle, attr=attr)
 
     def param_count(self, attr=None):
-        return self.file.request("param_count", None, what=f"{self.label}.parameters()", target=self.handle, attr=attr)
+        return self.file.request(Op.PARAM_COUNT, None, what=f"{self.label}.parameters()", target=self.handle, attr=attr)
 
     def set_mode(self, training, attr=None):
-        return self.file.request("set_mode", None, what=f"{self.label}.{attr}.train({training})",
+        return self.file.request(Op.SET_MODE, None, what=f"{self.label}.{attr}.train({training})",
                                  target=self.handle, attr=attr, training=training)
 
     def load_weights(self, path, timeout=None):
-        return self.file.request("load_weights", timeout, what=f"loading {path}", target=self.handle, path=path)
+        return self.file.request(Op.LOAD_WEIGHTS, timeout, what=f"loading {path}", target=self.handle, path=path)
 
     def probe(self, attr=None):
         """From now until probe_log(): note every submodule that runs forward() in training
         mode or with gradients enabled."""
-        return self.file.request("probe", None, what="probe", target=self.handle, attr=attr)
+        return self.file.request(Op.PROBE, None, what="probe", target=self.handle, attr=attr)
 
     def probe_log(self):
-        """{"calls": n, "training": [submodule (type)...], "grad": [...]} since probe(); stops probing."""
-        log = self.file.request("probe_log", None, what="probe", target=self.handle)
-        if not (isinstance(log, dict) and isinstance(log.get("calls"), int)
-                and all(isinstance(log.get(k), list) for k in ("training", "grad"))):
+        """{"calls": n, "training": [submodule (type)...], "grad": [...], "backward": n, "backward_eval": [...]}
+        since probe() (backward: forwards gradients flowed back through; backward_eval: the submodules among
+        them that ran in evaluation mode); stops probing."""
+        log = self.file.request(Op.PROBE_LOG, None, what="probe", target=self.handle)
+        if not (isinstance(log, dict) and all(isinstance(log.get(k), int) for k in ("calls", "backward"))
+                and all(isinstance(log.get(k), list) and all(isinstance(v, str) for v in log[k])
+                        for k in ("training", "grad", "backward_eval"))):
             raise GradeFailure(f"{self.label}: the grader could not read back which layers ran; is torch.nn.Module "
                                "patched?")
         return log
 
     def eval_labels(self, X, attr=None):
         """The labels the module itself gives for ``X`` in evaluation mode, without gradients."""
-        return self.file.request("eval_labels", None, what=f"{self.label}.{attr or 'forward'} in evaluation mode",
+        return self.file.request(Op.EVAL_LABELS, None, what=f"{self.label}.{attr or 'forward'} in evaluation mode",
                                  target=self.handle, attr=attr, X=X)
 
     def freeze_alternate(self, attr=None):
         """Set requires_grad=False on every other parameter tensor (grader-side); their names."""
-        names = self.file.request("freeze_alternate", None, what=f"{self.label}: freezing parameters",
+        names = self.file.request(Op.FREEZE_ALTERNATE, None, what=f"{self.label}: freezing parameters",
                                   target=self.handle, attr=attr)
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise GradeFailure(f"{self.label}: the grader could not read back the parameters it froze")
         return [n[:80] for n in names]
 
     def spy(self, method):
-        return self.file.request("spy", None, what="spy", target=self.handle, method=method)
+        return self.file.request(Op.SPY, None, what="spy", target=self.handle, method=method)
 
     def spy_log(self, method):
-        return self.file.request("spy_log", None, what="spy", target=self.handle, method=method)
+        return self.file.request(Op.SPY_LOG, None, what="spy", target=self.handle, method=method)
 
 
 class StudentFile:
@@ -192,8 +202,9 @@ class StudentFile:
     def _ensure(self):
         if self.broken:
             raise self._unavailable()
-        if self.worker is not None and (self.worker.alive() or self.worker.unsolicited):
-            return               # a worker killed for a frame sent outside a call: its request says so, fatal
+        if self.worker is not None and (self.worker.alive() or self.worker.unsolicited or self.worker.limit_hit):
+            return               # a worker killed for a frame sent outside a call or over a limit: its request
+                                 # says so, fatal
         s = self.session
         if self.stem not in s.scratch:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
@@ -218,14 +229,15 @@ class StudentFile:
                                     setup=iso.setup(self.stem, memory_mb),
                                     output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
                                     reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
-                                    cgroup=lambda: iso.cgroup(self.stem))
+                                    cgroup=lambda: iso.cgroup(self.stem), folders=iso.own_folders(self.stem),
+                                    template=iso.template(self.stem))
         setup_limit = min(120.0, max(0.001, s.clock.available(self.stem)))
         started, cut, limit = time.monotonic(), setup_limit < 120.0, None
         try:
             self.worker.start(setup_timeout=setup_limit)
             iso.record(self.stem, self.worker.confinement)
             limit, cut = s.clock.limit(self.stem, s.config["time_limits"]["import"])
-            self.worker.request("import", limit)
+            self.worker.request(Op.IMPORT, limit)
         except client.StudentError as exc:
             self._note_error(exc, "import")
             if exc.refused:        # the audit hook named what the code tried: that, then the error it led to
@@ -258,7 +270,7 @@ class StudentFile:
         raise self._unavailable() from None
 
     def event(self, text):
-        """A line for the instructor's report (run.instructor_report)."""
+        """A line for the instructor's report (record.Record.instructor_report)."""
         if text in self.events:
             return
         if len(self.events) < 300:
@@ -267,11 +279,9 @@ class StudentFile:
             self.events.append("[more lines for this file were dropped]")
 
     def _note_error(self, exc, what):
-        kind = exc.info.get("type")
-        if kind in ("SystemExit", "KeyboardInterrupt", "GeneratorExit", "MemoryError", "PermissionError",
-                    "UnpicklingError", "RecursionError"):
-            self.event(f"{what} raised {kind}: {str(exc.info.get('message'))[:160]}")
-        elif kind == "OSError" and "File too large" in str(exc.info.get("message")):
+        if exc.kind in NOTED_ERRORS:
+            self.event(f"{what} raised {exc.info.get('type')}: {str(exc.info.get('message'))[:160]}")
+        elif exc.kind is ErrorKind.FILE_TOO_LARGE:
             self.event(f"resource limit: file size ({what} raised OSError: File too large)")
 
     def broken_message(self, text):
@@ -279,7 +289,7 @@ class StudentFile:
 
     def request(self, op, timeout, what="", may_change=(), **fields):
         self.session.requests += 1            # counted per test in extra_data.worker_requests
-        self._ensure()           # the time is charged to the running test's file (GradingRun's protocol hook)
+        self._ensure()           # the time is charged to the running test's file (plugin.Plugin's protocol hook)
         limit, cut = self.session.clock.limit(self.stem, timeout or self.session.config["time_limits"]["call"])
         return self._request(op, limit, cut, what, may_change, fields)
 
@@ -296,8 +306,7 @@ class StudentFile:
         except client.StudentError as exc:
             self._note_error(exc, what)
             message = f"{what} raised {exc}"
-            text = str(exc.info.get("message"))
-            if exc.info.get("type") in MEMORY_ERRORS or "can't allocate memory" in text or "out of memory" in text:
+            if exc.kind is ErrorKind.MEMORY:           # the only decision a kind makes here: one more sentence
                 memory = self.worker.setup.get("limits", {}).get("memory_mb")
                 message += f"\nThe grader gives your code at most {memory} MB of memory; use less."
             if exc.refused:
@@ -328,16 +337,32 @@ class StudentFile:
                            "tests were not run. Every later test of this file fails with this message.")
 
     def new(self, cls, *args, timeout=None, **kwargs):
-        value = self.request("new", timeout, what=f"{cls}(...)", cls=cls, args=list(args), kwargs=kwargs)
+        value = self.request(Op.NEW, timeout, what=f"{cls}(...)", cls=cls, args=list(args), kwargs=kwargs)
         return Handle(self, value["handle"], cls)
 
     def call(self, function, *args, timeout=None, keep=False, may_change=(), **kwargs):
-        value = self.request("call", timeout, what=function, target="module", method=function,
+        value = self.request(Op.CALL, timeout, what=function, target="module", method=function,
                              args=list(args), kwargs=kwargs, keep=keep, may_change=may_change)
         return Handle(self, value["handle"], f"{function}()") if keep else value
 
     def seed(self, seed):
-        self.request("seed", None, what="seeding", seed=seed)
+        self.request(Op.SEED, None, what="seeding", seed=seed)
+
+    def record_figures(self):
+        """From now until recorded_figures(): note every figure the student's code saves."""
+        self.request(Op.RECORD_FIGURES, None, what="recording figures")
+
+    def recorded_figures(self):
+        """[{"file": name, "titles": [str...], "images": [array...]}] of the figures saved since
+        record_figures() (at most 8), checked to be that shape; stops recording."""
+        saved = self.request(Op.RECORDED_FIGURES, None, what="recording figures")
+        if not (isinstance(saved, list) and all(
+                isinstance(f, dict) and isinstance(f.get("file"), str) and isinstance(f.get("titles"), list)
+                and all(isinstance(t, str) for t in f["titles"]) and isinstance(f.get("images"), list)
+                for f in saved)):
+            raise GradeFailure(f"{self.filename}: the grader could not read back the figures saved; is "
+                               "matplotlib patched?")
+        return saved
 
     def path(self, name):
         """Path of an allowlisted file in this file's scratch folder (None if nothing has that name).
@@ -375,7 +400,7 @@ class StudentFile:
             return
         try:
             limit, _ = self.session.clock.limit(self.stem, min(5, self.session.config["time_limits"]["call"]))
-            self.worker.request("forget", limit)
+            self.worker.request(Op.FORGET, limit)
         except OutOfTime:
             self.stop_worker()
         except (client.StudentError, client.WorkerFailure) as exc:

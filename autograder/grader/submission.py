@@ -135,14 +135,16 @@ def content_seed(found, stem, size_limits, config_hash, purpose, digest=None):
 
 
 def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
-    """Create ``base/stem`` with the file's allowlisted files and the shipped utils.py.
+    """Create ``base/stem`` with the file's allowlisted files and the shipped utils.py (``utils_path``; None:
+    the assignment has no helper module).
 
     Returns (scratch path, [notes]).  ``owner`` is (uid, gid) to hand the folder to.
     """
     scratch = os.path.join(base, stem)
     os.makedirs(scratch)
     notes = []
-    shutil.copy(utils_path, os.path.join(scratch, assignment.UTILS))
+    if utils_path is not None:
+        shutil.copy(utils_path, os.path.join(scratch, assignment.UTILS))
     for name in assignment.file_of(stem).uploads:
         if name in found:
             limit = size_limit(size_limits, name)
@@ -159,6 +161,74 @@ def make_scratch(base, stem, found, utils_path, size_limits, owner=None):
 
 
 HELD_FOLDERS = 64      # directory descriptors remove_tree keeps open at most
+
+
+def tree_usage(paths, max_entries, max_bytes):
+    """What the trees ``paths`` hold: (entries, bytes, over), counted only until a bound is passed.
+
+    ``over`` is None, "entries" (more than ``max_entries`` files, folders, links...), "bytes" (more than
+    ``max_bytes`` of disk blocks: a sparse file counts what it fills) or "depth" (folders nested more than
+    HELD_FOLDERS deep).  Like remove_tree: iterative, one folder descriptor per level, each opened relative
+    to its parent's without following a link (O_NOFOLLOW, O_NONBLOCK); nothing but folders is opened (files
+    are only lstat'ed), so no FIFO, lease or /proc link can block it; it stops at the first bound passed, so
+    it looks at no more than max_entries + 1 entries whatever the tree holds (a million entries, 30,000
+    levels).  A folder that is missing or cannot be opened counts as empty."""
+    counted = [0, 0]
+    for path in paths:
+        over = _count_tree(path, counted, max_entries, max_bytes)
+        if over:
+            return counted[0], counted[1], over
+    return counted[0], counted[1], None
+
+
+def _open_folder(name, dir_fd=None):
+    """(descriptor, scandir iterator) of the folder ``name``, never through a link; None if it cannot be."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        return fd, os.scandir(fd)
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _count_tree(path, counted, max_entries, max_bytes):
+    """tree_usage for one tree: adds to ``counted`` ([entries, bytes]); the bound passed, or None."""
+    top = _open_folder(path)
+    stack = [top] if top else []
+    try:
+        while stack:
+            fd, items = stack[-1]
+            try:
+                item = next(items, None)
+            except OSError:               # the folder went away while it was read: what was counted stands
+                item = None
+            if item is None:
+                items.close()
+                os.close(fd)
+                stack.pop()
+                continue
+            try:
+                info = item.stat(follow_symlinks=False)
+            except OSError:               # removed since it was listed
+                continue
+            counted[0] += 1
+            counted[1] += info.st_blocks * 512
+            if counted[0] > max_entries or counted[1] > max_bytes:
+                return "entries" if counted[0] > max_entries else "bytes"
+            if stat.S_ISDIR(info.st_mode):
+                if len(stack) > HELD_FOLDERS:        # the top folder and HELD_FOLDERS levels are open
+                    return "depth"
+                child = _open_folder(item.name, fd)
+                if child:
+                    stack.append(child)
+    finally:
+        for fd, items in stack:
+            items.close()
+            os.close(fd)
+    return None
 
 
 def remove_tree(path):

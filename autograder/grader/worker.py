@@ -6,6 +6,7 @@ grader caps.  Everything sent back is plain data (see protocol.py).  This
 process is untrusted: the grader checks every answer itself.
 """
 import atexit
+import errno
 import os
 import signal
 import sys
@@ -14,19 +15,18 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import protocol  # noqa: E402  (the vocabulary; it imports numpy only when a message carries arrays)
 import sandbox  # noqa: E402
 
-# numpy (and protocol.py, which needs it) are imported only once the worker has confined
-# itself: OpenBLAS starts its threads at import, and a thread that exists before
-# seccomp and Landlock are applied is not bound by them.
-np = protocol = None
+# numpy is imported only once the worker has confined itself: OpenBLAS starts its threads
+# at import, and a thread that exists before seccomp and Landlock are applied is not bound by them.
+np = None
 
 
 def load_libraries():
-    global np, protocol
+    global np
     import numpy
-    import protocol as wire
-    np, protocol = numpy, wire
+    np = numpy
 
 
 def read_setup(stream):
@@ -62,6 +62,32 @@ def fingerprint(value):
         return None
 
 
+def error_kind(exc, message):
+    """The protocol.ErrorKind of an exception that ``message`` (its text) describes: classified here, in the
+    worker, so that the grader never reads the text.  Any failure to classify is OTHER."""
+    kind = protocol.ErrorKind
+    try:
+        names = {c.__name__ for c in type(exc).__mro__}
+        if names & {"MemoryError", "OutOfMemoryError"} or "can't allocate memory" in message \
+                or "out of memory" in message:
+            return kind.MEMORY
+        if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+            return kind.FILE_TOO_LARGE
+        for name, which in (("SystemExit", kind.EXIT), ("KeyboardInterrupt", kind.EXIT),
+                            ("GeneratorExit", kind.EXIT), ("PermissionError", kind.PERMISSION),
+                            ("RecursionError", kind.RECURSION), ("UnpicklingError", kind.UNPICKLING)):
+            if name in names:
+                return which
+    except BaseException:  # noqa: BLE001 - a hostile exception class (its errno, its metaclass) is just other
+        pass
+    return kind.OTHER
+
+
+def protocol_error(message):
+    """The error of a reply the worker refuses or cannot send (not the student's exception)."""
+    return {"type": "ProtocolError", "message": message, "kind": protocol.ErrorKind.PROTOCOL.value}
+
+
 LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "in_features",
                "out_features", "p", "num_features", "eps", "momentum", "affine", "track_running_stats", "bias")
 
@@ -78,6 +104,7 @@ class Worker:
         self.baseline = None
         self.probes = {}
         self.changed = []
+        self.requests = 0        # requests handled: setup is the first, and only the first
 
     def report(self, text):
         if self.guard is not None:
@@ -200,7 +227,7 @@ class Worker:
             try:
                 abi = landlock.restrict(rules["read"], rules["write"], rules.get("files", []))
                 landlock_state = f"ABI {abi}"
-            except landlock.Unavailable as exc:
+            except landlock.LandlockUnavailable as exc:
                 landlock_state = f"off: {exc}"
         load_libraries()
         path = os.path.join(self.scratch, self.module_name + ".py")
@@ -214,6 +241,8 @@ class Worker:
                     torch.set_num_interop_threads(int(request["threads"]))
                 except RuntimeError:     # only possible before any parallel work
                     pass
+        import gc
+        gc.freeze()         # the libraries' objects, loaded before any student code: out of every later collection
         self.sentinels = sandbox.snapshot()
         self.baseline = threading.active_count()
         self._watch_atexit()
@@ -285,10 +314,12 @@ class Worker:
 
     def op_probe(self, request):
         """Record, for every forward() of the module and its submodules, whether it ran in
-        training mode and with gradients enabled, until probe_log."""
+        training mode and with gradients enabled, and which forwards gradients later flowed back
+        through (an optimiser step's) in evaluation mode, until probe_log."""
         import torch
         module = self._module_of(request)
-        seen = self.probes[request.get("target")] = {"calls": 0, "training": {}, "grad": {}, "hooks": []}
+        seen = self.probes[request.get("target")] = {"calls": 0, "training": {}, "grad": {}, "hooks": [],
+                                                     "backward": 0, "backward_eval": {}}
 
         def record(name):
             def hook(mod, inputs):
@@ -298,8 +329,21 @@ class Worker:
                 if torch.is_grad_enabled():
                     seen["grad"].setdefault(name, type(mod).__name__)
             return hook
+
+        def on_output(name):
+            def hook(mod, inputs, output):
+                if isinstance(output, torch.Tensor) and output.requires_grad:
+                    training = mod.training              # the mode this forward ran in
+
+                    def backward(grad):
+                        seen["backward"] += 1
+                        if not training:
+                            seen["backward_eval"].setdefault(name, type(mod).__name__)
+                    output.register_hook(backward)
+            return hook
         for name, sub in module.named_modules():
             seen["hooks"].append(sub.register_forward_pre_hook(record(name or "(the model)")))
+            seen["hooks"].append(sub.register_forward_hook(on_output(name or "(the model)")))
         return None
 
     def op_probe_log(self, request):
@@ -308,9 +352,9 @@ class Worker:
             return None
         for hook in seen["hooks"]:
             hook.remove()
-        return {"calls": seen["calls"],
-                "training": [f"{name} ({kind})" for name, kind in list(seen["training"].items())[:8]],
-                "grad": [f"{name} ({kind})" for name, kind in list(seen["grad"].items())[:8]]}
+        return {"calls": seen["calls"], "backward": seen["backward"],
+                **{key: [f"{name} ({kind})" for name, kind in list(seen[key].items())[:8]]
+                   for key in ("training", "grad", "backward_eval")}}
 
     def op_eval_labels(self, request):
         """The grader's own prediction: argmax of the module's output in evaluation mode, without
@@ -357,8 +401,10 @@ class Worker:
                 if v.requires_grad}
 
     def op_layers(self, request):
+        """The module's direct submodules in the order forward() runs them, a reused one at every place it
+        holds (``children()`` names a shared stateless ``nn.ReLU`` only once)."""
         layers = []
-        for child in self._module_of(request).children():
+        for child in (c for c in self._module_of(request)._modules.values() if c is not None):
             entry = {"type": type(child).__name__}
             for name in LAYER_ATTRS:
                 if hasattr(child, name):
@@ -399,6 +445,32 @@ class Worker:
         setattr(obj, method, spy)
         return None
 
+    def op_record_figures(self, request):
+        """From now until recorded_figures: every figure saved (Figure.savefig, which plt.savefig calls) is
+        noted: the file's name, its titles (each axes' and the figure's own) and the first image of each
+        axes (what imshow showed)."""
+        from matplotlib.figure import Figure
+        saved = self.saved_figures = []
+        original = Figure.savefig
+
+        def savefig(fig, fname, *args, **kwargs):
+            suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+            saved.append({"file": os.path.basename(str(fname)),
+                          "titles": [str(ax.get_title()) for ax in fig.axes] + [str(suptitle)],
+                          "images": [np.asarray(ax.get_images()[0].get_array(), dtype=np.float64)
+                                     for ax in fig.axes if ax.get_images()][:4]})
+            return original(fig, fname, *args, **kwargs)
+        self.figure_patch = (Figure, original)
+        Figure.savefig = savefig
+        return None
+
+    def op_recorded_figures(self, request):
+        patch = getattr(self, "figure_patch", None)
+        if patch is not None:
+            patch[0].savefig = patch[1]
+            self.figure_patch = None
+        return self.to_plain(getattr(self, "saved_figures", [])[:8])
+
     def op_forget(self, request):
         """Between tests: drop every object the last test made, and give the memory back."""
         import gc
@@ -415,12 +487,26 @@ class Worker:
     def op_spy_log(self, request):
         return self.spies.get(f"{request.get('target')}.{request['method']}", [])
 
+    def dispatch(self, request):
+        """The handler of the request's op (protocol.Op), or a ProtocolError's text: an op or a field the
+        table does not declare, or a second setup."""
+        try:
+            op = protocol.Op(request.get("op"))
+        except (ValueError, TypeError):
+            return None, f"unknown op {str(request.get('op'))[:80]}"
+        if (op is protocol.Op.SETUP) != (not self.requests):
+            return None, ("setup only comes first" if op is protocol.Op.SETUP
+                          else f"op {op.value} before setup")
+        extra = sorted(str(k)[:40] for k in request if k not in op.fields and k not in ("op", "id"))
+        if extra:
+            return None, f"op {op.value} takes no field {', '.join(extra)}"
+        return getattr(self, "op_" + op.value), None
+
     def handle(self, request):
-        op = getattr(self, "op_" + str(request.get("op")), None)
-        if request.get("op") == "setup" and self.guard is not None:
-            op = None
+        op, refusal = self.dispatch(request)
+        self.requests += 1
         if op is None:
-            return {"ok": False, "error": {"type": "ProtocolError", "message": f"unknown op {request.get('op')}"}}
+            return {"ok": False, "id": request.get("id"), "error": protocol_error(refusal)}
         self.changed = []
         if self.guard is not None:
             self.guard.kinds.clear()
@@ -450,7 +536,8 @@ class Worker:
             message = str(exc)[:2000]
         except BaseException:  # noqa: BLE001
             message = "<unprintable>"
-        return {"type": type(exc).__name__, "message": message, "where": where}
+        return {"type": type(exc).__name__[:200], "message": message, "where": where and where[:2000],
+                "kind": error_kind(exc, message).value}
 
 
 def main():
@@ -467,10 +554,10 @@ def main():
         request = read_setup(proto_in)
     except EOFError:
         return
-    if request.get("op") != "setup":
+    if request.get("op") != protocol.Op.SETUP.value:
         sys.exit("worker: the first request must be setup")
     answer = worker.handle(request)
-    if protocol is None:              # the setup failed before the libraries were loaded
+    if np is None:                    # the setup failed before the libraries were loaded
         load_libraries()
     protocol.write_message(proto_out, answer)
     while True:
@@ -483,7 +570,7 @@ def main():
             protocol.write_message(proto_out, reply)
         except protocol.ProtocolError as exc:
             protocol.write_message(proto_out, {"ok": False, "id": request.get("id"),
-                                               "error": {"type": "ProtocolError", "message": str(exc)}})
+                                               "error": protocol_error(str(exc))})
 
 
 if __name__ == "__main__":
