@@ -3,7 +3,8 @@
 Design any model you like in ``FashionNet``, train it, and hand in:
   - ``fmnist.pth``: the trained weights, saved with ``save_model`` (a
     state_dict; the grader loads it with ``torch.load(..., weights_only=True)``
-    into ``build_model()`` and needs >= 0.80 test accuracy);
+    into ``build_model()`` and needs a test accuracy of at least the
+    threshold (0.80));
   - ``fmnist_training_loss.png``: the training loss over time;
   - ``fmnist_misclassified.png`` and ``fmnist_correct.png``: one misclassified
     and one correctly classified test image, each titled with the predicted

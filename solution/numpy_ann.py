@@ -6,7 +6,7 @@ Inputs everywhere in this file:
 No method changes the arrays it is given: work on copies where you need to.
 
 Run ``python numpy_ann.py`` to run the doctests, train, and print the test
-accuracy against the assignment's threshold (0.77).
+accuracy against the threshold (0.77).
 """
 import sys
 import time

@@ -6,7 +6,7 @@ Inputs everywhere in this file:
 No method changes the tensors it is given: work on copies where you need to.
 
 Run ``python pytorch_cnn.py`` to run the doctests, train, plot, and print the
-test accuracy against the assignment's threshold (0.85).
+test accuracy against the threshold (0.85).
 """
 import sys
 import time

@@ -10,7 +10,7 @@ when its key is unchanged.  The key is a SHA-256 over:
 
 - the grader's code (every file of grader/), its pytest.ini, the shipped utils.py and the
   config file in force (the --config one, else config.toml), and the --set overrides;
-- the test files of the graded files only (``test_<stem>.py``, ``test_<stem>_hidden.py``),
+- the test files of the graded files only (``test_<stem>*.py``, grader.discovery.stem_of),
   plus every file under tests/ that belongs to no graded file (fixtures, helpers): editing
   one file's hidden tests regrades only that file's variants;
 - every file of the submission folder (path and bytes);
@@ -37,6 +37,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AUTOGRADER = os.path.join(ROOT, "autograder")
+sys.path.insert(0, AUTOGRADER)
+from grader.discovery import stem_of  # noqa: E402
 FORMAT = "nnag-grading-cache-1"          # change when what an entry holds changes
 # where utils.load_mnist_f looks (its ./data/ relative to the repository and to the grader's folder)
 DATA_DIRS = ("/usr/share/datasets/fashion-mnist", os.path.join(ROOT, "data"), os.path.join(AUTOGRADER, "data"))
@@ -71,11 +73,9 @@ def _files(top):
 
 
 def _stem_of_test(name):
-    """``test_numpy_ann_hidden.py`` -> ``numpy_ann``; None for a file that is not a test module."""
-    if not (name.startswith("test_") and name.endswith(".py")):
-        return None
-    stem = name[len("test_"):-len(".py")]
-    return stem[:-len("_hidden")] if stem.endswith("_hidden") else stem
+    """The graded file whose grading runs test module ``name``, by the grader's own rule
+    (grader.discovery: ``test_numpy_ann_hidden.py`` -> ``numpy_ann``); None for any other file."""
+    return stem_of(name) if name.startswith("test_") and name.endswith(".py") else None
 
 
 def _option(args, name, default=None):

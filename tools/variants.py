@@ -1,7 +1,8 @@
 """Grade seeded bugs (mutants) and alternative correct solutions.
 
-    python tools/variants.py mutants       [--jobs N] [--only NAME,...] [--json FILE] [--no-cache]
+    python tools/variants.py mutants       [--jobs N] [--only NAME,...] [--json FILE] [--no-cache] [--update]
     python tools/variants.py alternatives  [--jobs N] [--only NAME,...] [--json FILE] [--no-cache]
+    python tools/variants.py real_style    [--jobs N] [--only NAME,...] [--json FILE] [--no-cache]
 
 Each variant is the reference submission (solution/) with one file patched as
 described in tests/mutants/mutants.toml or tests/alternatives/alternatives.toml.
@@ -9,17 +10,26 @@ A variant grades only its own file's tests.  Mutants run with the cheaper
 training budgets in CHEAP (passed to the grader with --set) and are compared
 test by test with the reference under the same settings: a mutant is caught
 when it earns fewer points.  Alternatives run with the real config and must
-earn full marks.  A variant that edits only functions no training test calls (UNTRAINED) is
+earn full marks.  Real-style submissions (tests/real_style/<submission>/, written by hand the
+way students hand the assignment in) are not patches: each of their files is graded on its own,
+byte for byte and alone in its folder, with the CHEAP budgets, and must earn full marks on every
+test of its file (variant name "<submission>.<file stem>").  A variant that edits only functions no training test calls (UNTRAINED) is
 graded without its training tests, which stand as the reference's.  Exit status 1 when any
 expectation fails.  A grading whose inputs are
 unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
 taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
+
+The mutants' run is checked against the contract table (autograder/contract.toml): each promise's
+mutant must lose points in its own ``tests`` (written by hand; in one at least) and, besides them,
+only in its ``also`` (measured); a test of the row it passes is printed as a note.  --update (make contract-update) first rewrites each graded
+mutant's also from this run; it never touches ``tests``.
 """
 import argparse
 import ast
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,12 +37,14 @@ import tempfile
 import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))     # grade_folder, when imported by file name
+import contract  # noqa: E402
 import grading_cache  # noqa: E402
 from grade_folder import ROOT, GradeFolderError, grade_folder  # noqa: E402
 
 SOLUTION = os.path.join(ROOT, "solution")
 SPECS = {"mutants": ("tests/mutants/mutants.toml", "mutant"),
-         "alternatives": ("tests/alternatives/alternatives.toml", "alternative")}
+         "alternatives": ("tests/alternatives/alternatives.toml", "alternative"),
+         "real_style": ("tests/real_style", None)}        # a folder per submission, no patches
 # Cheap budgets for mutant runs: every test still runs, with less training.
 CHEAP = ("budget.pytorch_cnn.train_images=19200", "budget.pytorch_cnn.test_images=2000")
 SUBMITTED = (".py", ".png", ".pth")
@@ -57,8 +69,26 @@ class VariantError(ValueError):
     pass
 
 
+def real_style_specs(top):
+    """One spec per graded file of each submission folder under ``top``: its .py files, taken whole."""
+    specs = []
+    for submission in sorted(os.listdir(top)):
+        folder = os.path.join(top, submission)
+        if not os.path.isdir(folder):
+            continue
+        files = sorted(f for f in os.listdir(folder) if f.endswith(".py"))
+        if not files:
+            raise VariantError(f"{os.path.relpath(folder, ROOT)}: a real-style submission without .py files")
+        specs += [{"name": f"{submission}.{f[:-3]}", "submission": submission, "file": f,
+                   "source": os.path.join(folder, f)} for f in files]
+    return specs
+
+
 def load_specs(kind):
     path, key = SPECS[kind]
+    if key is None:
+        top = os.path.join(ROOT, path)
+        return real_style_specs(top), top
     with open(os.path.join(ROOT, path), "rb") as fh:
         specs = tomllib.load(fh).get(key, [])
     names = [s["name"] for s in specs]
@@ -68,8 +98,12 @@ def load_specs(kind):
 
 
 def build(spec, spec_dir, dest):
-    """Copy the reference submission into ``dest`` and apply the variant (none without a "file")."""
+    """Copy the reference submission into ``dest`` and apply the variant (none without a "file").  A
+    real-style spec ("source") is its one file, copied byte for byte, alone in ``dest``."""
     os.makedirs(dest)
+    if spec.get("source"):
+        shutil.copy(spec["source"], os.path.join(dest, spec["file"]))
+        return
     for name in os.listdir(SOLUTION):
         if name.endswith(SUBMITTED) and name != "utils.py":
             shutil.copy(os.path.join(SOLUTION, name), os.path.join(dest, name))
@@ -110,7 +144,7 @@ def hollowed(text, names, body="pass"):
 def trains_as_reference(spec, folder):
     """True when ``spec`` edits its file only inside the bodies of UNTRAINED[its file] (and brings no
     other file, runs no script): its training tests would run the reference's code."""
-    if not spec.get("file") or spec.get("files") or spec.get("script"):
+    if not spec.get("file") or spec.get("files") or spec.get("script") or spec.get("source"):
         return False
     names = UNTRAINED.get(spec["file"][:-3], ())
     with open(os.path.join(SOLUTION, spec["file"]), encoding="utf-8") as fh:
@@ -147,23 +181,74 @@ def scores_of(tests):
     return {t["name"]: (t["score"], t["max_score"], t["tags"][1]) for t in tests}
 
 
+def test_ids(tests):
+    """{results name: the test's id without its [parameters]} (extra_data.test_id, which the grader writes)."""
+    return {t["name"]: re.sub(r"\[.*\]$", "", t["extra_data"]["test_id"]) for t in tests
+            if isinstance(t.get("extra_data"), dict) and isinstance(t["extra_data"].get("test_id"), str)}
+
+
 def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     folder = os.path.join(work, spec["name"])
     build(spec, spec_dir, folder)
     stem = spec["file"][:-3]
     as_reference = trains_as_reference(spec, folder)
     extra = ("--skip-training", stem) if as_reference else ()
-    scores = scores_of(grade(folder, stem, overrides, threads, extra))
+    tests = grade(folder, stem, overrides, threads, extra)
+    scores = scores_of(tests)
     row = {"name": spec["name"], "file": stem, "score": sum(s for s, _, _ in scores.values()),
            "max": sum(m for _, m, _ in scores.values()), "training": "reference's" if as_reference else "graded"}
     if kind == "mutants":
         base = baselines[stem]
         caught = sorted(name for name, (s, _, _) in scores.items() if name in base and s < base[name][0])
+        ids = test_ids(tests)
         row.update(lost=sum(base[n][0] - scores[n][0] for n in caught), caught_by=caught,
+                   caught_ids=[ids.get(n) for n in caught],
                    public=any(base[n][2] == "public" for n in caught), ok=bool(caught))
     else:
         row.update(failed=sorted(n for n, (s, m, _) in scores.items() if s < m), ok=row["score"] == row["max"])
+    if kind == "real_style":
+        row.update(submission=spec["submission"], tests=len(scores),
+                   messages={t["name"]: (t.get("output") or "").strip() for t in tests if t["score"] < t["max_score"]})
     return row
+
+
+def check_contract(rows, update=False, only=False):
+    """The contract table's problems with this grading of the mutants (``rows``), as sentences; with
+    ``update``, each graded mutant's also is rewritten first (atomically; tests are never touched).
+    ``only``: some mutants were left out on purpose, so their promises are not checked."""
+    tests = contract.test_functions()
+    failed, unnamed = {}, {}
+    for r in rows:
+        if r.get("caught_ids") and all(r["caught_ids"]):       # the grader's own ids: no name matching
+            failed[r["name"]], unnamed[r["name"]] = set(r["caught_ids"]), []
+        else:                                                    # results without ids (an older grader)
+            failed[r["name"]], unnamed[r["name"]] = contract.failed_tests(r["caught_by"], tests)
+
+    def promises():
+        return [p for p in contract.load() if not only or p["mutant"] in failed]
+    if update:
+        changed = contract.update_also(contract.measured_also(promises(), failed))
+        print(f"contract: rewrote the also of {len(changed)} promises in {os.path.relpath(contract.TABLE, ROOT)}"
+              + (": " + ", ".join(changed) if changed else " (none changed: the file is untouched)"))
+    for note in contract.mutant_notes(promises(), failed):
+        print(f"note: {note}")
+    return contract.mutant_problems(promises(), failed, unnamed)
+
+
+def mutants_summary(rows, baselines):
+    """Print the mutants' table; True when every mutant loses points and half of them in public tests."""
+    for stem, base in sorted(baselines.items()):
+        failing = [n for n, (s, m, _) in base.items() if s < m]
+        if failing:
+            print(f"note: with the cheap budgets the reference itself fails in {stem}: {failing}")
+    print(f"{'mutant':<44} {'file':<13} {'lost':>6}  public  caught by")
+    for r in rows:
+        print(f"{r['name']:<44} {r['file']:<13} {r['lost']:>6g}  {'yes' if r['public'] else 'no':<6}  "
+              f"{'; '.join(r['caught_by'])[:110] or 'NOT CAUGHT'}")
+    public = sum(r["public"] for r in rows)
+    print(f"\n{len(rows)} mutants, {sum(r['ok'] for r in rows)} lose points, {public} caught by public tests")
+    print(narrowed_note(rows))
+    return bool(rows) and all(r["ok"] for r in rows) and public * 2 >= len(rows)
 
 
 def narrowed_note(rows):
@@ -180,7 +265,11 @@ def main(argv=None):
     p.add_argument("--json", help="also write the rows as JSON")
     p.add_argument("--no-cache", action="store_true",
                    help="grade every variant again (by default an unchanged grading comes from build/grading-cache)")
+    p.add_argument("--update", action="store_true",
+                   help="mutants: rewrite the also lists of autograder/contract.toml from this run")
     args = p.parse_args(argv)
+    if args.update and args.kind != "mutants":
+        p.error("--update rewrites the contract's also lists from the mutants: use it with mutants")
     try:
         specs, spec_dir = load_specs(args.kind)
     except (OSError, tomllib.TOMLDecodeError, VariantError) as exc:
@@ -191,7 +280,7 @@ def main(argv=None):
         specs = [s for s in specs if s["name"] in wanted]
     if args.no_cache:
         os.environ["NNAG_GRADING_CACHE"] = "off"
-    overrides = CHEAP if args.kind == "mutants" else ()
+    overrides = CHEAP if args.kind in ("mutants", "real_style") else ()
     threads = 1 if args.jobs > 1 else 0
     rows, errors = [], []
     with tempfile.TemporaryDirectory(prefix="nnag-variants-") as work:
@@ -214,18 +303,18 @@ def main(argv=None):
                     errors.append(str(exc))
     rows.sort(key=lambda r: [s["name"] for s in specs].index(r["name"]))
     if args.kind == "mutants":
-        for stem, base in sorted(baselines.items()):
-            failing = [n for n, (s, m, _) in base.items() if s < m]
-            if failing:
-                print(f"note: with the cheap budgets the reference itself fails in {stem}: {failing}")
-        print(f"{'mutant':<44} {'file':<13} {'lost':>6}  public  caught by")
+        ok = mutants_summary(rows, baselines)
+        try:
+            errors += check_contract(rows, args.update, bool(args.only))
+        except (OSError, tomllib.TOMLDecodeError, contract.ContractError) as exc:
+            errors.append(f"contract: {exc}")
+    elif args.kind == "real_style":
+        print(f"{'real-style submission':<44} {'file':<13} {'score':>11}  failed tests")
         for r in rows:
-            print(f"{r['name']:<44} {r['file']:<13} {r['lost']:>6g}  {'yes' if r['public'] else 'no':<6}  "
-                  f"{'; '.join(r['caught_by'])[:110] or 'NOT CAUGHT'}")
-        public = sum(r["public"] for r in rows)
-        print(f"\n{len(rows)} mutants, {sum(r['ok'] for r in rows)} lose points, {public} caught by public tests")
-        print(narrowed_note(rows))
-        ok = rows and all(r["ok"] for r in rows) and public * 2 >= len(rows)
+            print(f"{r['submission']:<44} {r['file']:<13} {r['score']:>5g}/{r['max']:<5g}  {len(r['failed'])}")
+            for name, message in r["messages"].items():
+                print(f"    {name}: {message[:300]}")
+        ok = rows and all(r["ok"] for r in rows)
     else:
         print(f"{'alternative':<44} {'file':<13} {'score':>11}  failed tests")
         for r in rows:

@@ -2,10 +2,8 @@
 import numpy as np
 import pytest
 
-from grader import refmath
-from grader.assignment import file_of
-from grader.checks import GradeFailure, as_labels, check_png, check_prediction_mode, check_trained, fail
-from grader.session import data, tensor
+from grader.kit import (GradeFailure, as_labels, check_example_figures, check_png, check_prediction_mode,
+                        check_trained, fail, file_of, image_batch, ref, tensor)
 
 FILE = file_of("fashionmnist")
 WEIGHTS = FILE.weights[0]        # fmnist.pth
@@ -34,19 +32,18 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config, feedback):
         labels = []
         for start in range(0, len(images), chunk):      # streamed: the worker never holds all test images
             part = images[start:start + chunk]
-            got = fashionmnist.call("predict", model.ref(), data(part, "float32", 1 / 255, (len(part), 1, 28, 28),
-                                                                  torch=True), timeout=limit)
+            got = fashionmnist.call("predict", model.ref(), image_batch(part), timeout=limit)
             labels.append(as_labels(got, "predict(model, X_test)", len(part)))
         return np.concatenate(labels)
 
     # evaluated on test images with a little random noise: answers looked up
     # from the exact test images do not help (README: residual risks).  The noise is drawn
     # from the submitted files and the config: a regrade of the same files gets the same numbers.
-    noise = refmath.perturb_images(X_test[:m], seed=fashionmnist.grading_seed("noise"), amount=budget["noise"])
+    noise = ref.perturb_images(X_test[:m], seed=fashionmnist.grading_seed("noise"), amount=budget["noise"])
     noisy = labels_for(noise)
     k = min(m, 2000)
-    exact = refmath.accuracy(labels_for(X_test[:k]), y_test[:k])
-    noisy_k = refmath.accuracy(noisy[:k], y_test[:k])
+    exact = ref.accuracy(labels_for(X_test[:k]), y_test[:k])
+    noisy_k = ref.accuracy(noisy[:k], y_test[:k])
     if exact - noisy_k > config["cutoffs"]["lookup_gap"]:
         feedback.instructor(f"fashionmnist: accuracy {exact:.3f} on {k} exact test images but {noisy_k:.3f} on noisy "
                         "copies of them: the model may be looking answers up")
@@ -56,9 +53,9 @@ def test_accuracy_threshold(fashionmnist, fmnist_data, config, feedback):
     X_train, y_train = fmnist_data[0], fmnist_data[1]
     rng = np.random.default_rng(fashionmnist.grading_seed("training sample"))
     sample = np.sort(rng.choice(len(X_train), budget["train_sample"], replace=False))
-    on_train = refmath.accuracy(labels_for(refmath.perturb_images(
+    on_train = ref.accuracy(labels_for(ref.perturb_images(
         X_train[sample], seed=fashionmnist.grading_seed("training noise"), amount=budget["noise"])), y_train[sample])
-    on_test = refmath.accuracy(noisy, y_test[:m])
+    on_test = ref.accuracy(noisy, y_test[:m])
     feedback.details(train_sample_accuracy=round(on_train, 6))
     if on_test - on_train > config["cutoffs"]["test_over_train"]:
         feedback.details(accuracy=round(on_test, 6), threshold=config["thresholds"]["fashionmnist"])
@@ -83,7 +80,7 @@ def test_predict_switches_to_evaluation_mode_without_gradients(fashionmnist, fmn
             model.load_weights(WEIGHTS)         # trained weights make the labels tell more apart
         except GradeFailure:
             pass                                # graded in test_accuracy_threshold; a fresh model will do here
-    x = data(X_test[:100], "float32", 1 / 255, (100, 1, 28, 28), torch=True)
+    x = image_batch(X_test[:100])
     check_prediction_mode(model, lambda images: fashionmnist.call("predict", model.ref(), images), x,
                           "predict(model, X)", 100)
 
@@ -108,7 +105,7 @@ def test_train_model_returns_one_loss_per_step(fashionmnist):
 
 
 def test_example_images_are_saved(fashionmnist, config):
-    """fashionmnist.save_example_images writes the misclassified and the correct example as PNGs"""
+    """fashionmnist.save_example_images writes a misclassified and a correct example, each titled with its prediction and true class"""
     rng = np.random.default_rng(23)
     X = rng.random((60, 1, 28, 28)).astype(np.float32)
     model = fashionmnist.call("build_model", keep=True)
@@ -118,10 +115,13 @@ def test_example_images_are_saved(fashionmnist, config):
     names = ("fmnist_misclassified.png", "fmnist_correct.png")
     for name in names:
         fashionmnist.fresh_path(name)
+    fashionmnist.record_figures()
     fashionmnist.call("save_example_images", model.ref(), tensor(X), tensor(y.astype(np.int64)))
+    saved = fashionmnist.recorded_figures()
     for name in names:
         check_png(fashionmnist.path(name), name, config["size_limits"], FIGURES[name],
                   missing="save_example_images(model, X_test, y_test) must write it in the current folder")
+    check_example_figures(saved, X[:, 0], y, predicted, dict(zip(names, (False, True))), "save_example_images")
 
 
 @pytest.mark.parametrize("name", list(FIGURES))

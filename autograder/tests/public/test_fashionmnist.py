@@ -1,8 +1,7 @@
 """Public tests of fashionmnist.py and fmnist.pth."""
 import numpy as np
 
-from grader.checks import as_labels, fail
-from grader.session import tensor
+from grader.kit import as_labels, fail, tensor
 
 WEIGHTS = "fmnist.pth"
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from grader.checks import as_array, assert_close, describe_input, fail
+from grader.kit import as_array, assert_close, describe_input, fail
 
 
 def fixture_model(numpy_ann):
@@ -79,7 +79,7 @@ def test_backward_updates(numpy_ann, expected):
                      "compute every gradient before changing any parameter")
 
 
-@pytest.mark.trains
+@pytest.mark.calls_train
 def test_train_uses_every_row_in_batches(numpy_ann):
     """NumpyANN.train: one _backward per mini-batch, last batch partial"""
     ann = numpy_ann.new("NumpyANN", 5, 4, 3, 0.1)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from grader.checks import (as_array, as_labels, assert_close, check_metrics, check_plot_and_judgement, check_trained,
-                           fail)
-from grader.session import onehot, tensor
+from grader.kit import (as_array, as_labels, assert_close, check_metrics,
+                        check_plot_and_judgement, check_trained, fail, targets, tensor,
+                        tolerance)
 
 
 
@@ -37,38 +37,38 @@ def test_architecture(pytorch_ann, sizes):
     as_array(net.call("forward", tensor(X)), "forward", shape=(4, n_out))
 
 
-def test_forward_and_predict(pytorch_ann):
+def test_forward_and_predict(pytorch_ann, config):
     """PyTorchANN.forward gives the logits; predict gives integer labels"""
     net = pytorch_ann.new("PyTorchANN", 6, 5, 3)
     X, _ = small_data()
     state = {k: np.asarray(v, dtype=np.float64) for k, v in net.state_dict("model").items()}
     logits = logits_from_state(state, X.astype(np.float64))
-    assert_close(net.call("forward", tensor(X)), logits, "forward", "X float32 of shape (12, 6)", rtol=1e-4,
-                 atol=1e-5)
+    assert_close(net.call("forward", tensor(X)), logits, "forward", "X float32 of shape (12, 6)",
+                 **tolerance(config, "float32_forward"))
     labels = as_labels(net.call("predict", tensor(X)), "predict", 12)
     if not np.array_equal(labels, logits.argmax(axis=1)):
         fail("predict does not return the argmax of the logits for every row")
 
 
-@pytest.mark.trains
+@pytest.mark.calls_train
 def test_train_records_metrics_per_epoch(pytorch_ann):
     """PyTorchANN.train changes the weights and records four metrics per epoch"""
     net = pytorch_ann.new("PyTorchANN", 6, 5, 3)
     X, y = small_data(30)
     before = net.state_dict("model")
-    net.call("train", tensor(X), onehot(y, 3, "float32", torch=True), tensor(X[:10]),
-             onehot(y[:10], 3, "float32", torch=True), epochs=3, batch_size=8, learning_rate=0.1)
+    net.call("train", tensor(X), targets(y, 3, torch=True), tensor(X[:10]),
+             targets(y[:10], 3, torch=True), epochs=3, batch_size=8, learning_rate=0.1)
     after = net.state_dict("model")
     check_trained(before, after, "train(...) on self.model")
     check_metrics(net.get("train_val_metrics"), 3, "PyTorchANN")
 
 
-@pytest.mark.trains
+@pytest.mark.calls_train
 def test_plot_and_judgement(pytorch_ann):
     """PyTorchANN.plot_train_val_metrics draws both curves in two panels and saves the PNG"""
     net = pytorch_ann.new("PyTorchANN", 6, 5, 3)
     X, y = small_data(30)
-    net.call("train", tensor(X), onehot(y, 3, "float32", torch=True), tensor(X[:10]),
-             onehot(y[:10], 3, "float32", torch=True), epochs=4, batch_size=8, learning_rate=0.1)
+    net.call("train", tensor(X), targets(y, 3, torch=True), tensor(X[:10]),
+             targets(y[:10], 3, torch=True), epochs=4, batch_size=8, learning_rate=0.1)
     metrics = check_metrics(net.get("train_val_metrics"), 4, "PyTorchANN")
     check_plot_and_judgement(pytorch_ann, net, metrics, "pytorch_ann_train_val_metrics.png")

@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from grader.assignment import CNN
-from grader.checks import as_array, as_labels, check_metrics, check_plot_and_judgement, check_trained, fail
-from grader.session import onehot, tensor
+from grader.kit import (CNN, as_array, as_labels, check_metrics, check_plot_and_judgement,
+                        check_trained, fail, targets, tensor, tolerance)
 
 PARAMETERS = 422_986
 
@@ -39,9 +38,10 @@ def as_stated(kind, name, value, layer):
     return value
 
 
-def same_value(got, want):
+def same_value(got, want, tol):
     if isinstance(want, float):
-        return isinstance(got, (int, float)) and not isinstance(got, bool) and abs(got - want) <= 1e-9
+        return isinstance(got, (int, float)) and not isinstance(got, bool) and \
+            abs(got - want) <= tol["atol"] + tol["rtol"] * abs(want)
     return type(got) is type(want) and got == want
 
 
@@ -49,7 +49,7 @@ def images(n, seed=0):
     return np.random.default_rng(seed).random((n, 1, 28, 28)).astype(np.float32)
 
 
-def test_architecture(pytorch_cnn):
+def test_architecture(pytorch_cnn, config):
     """PyTorchCNN: the exact layer sequence, hyperparameters and 422,986 parameters"""
     net = pytorch_cnn.new("PyTorchCNN")
     layers = net.layers("model")
@@ -59,7 +59,8 @@ def test_architecture(pytorch_cnn):
         fail(f"self.model holds {got_kinds};\nexpected {[kind for kind, _ in want]}")
     for i, ((kind, attrs), layer) in enumerate(zip(want, layers)):
         for name, value in attrs.items():
-            if not same_value(as_stated(kind, name, layer.get(name), layer), value):
+            if not same_value(as_stated(kind, name, layer.get(name), layer), value,
+                              tolerance(config, "hyperparameter")):
                 fail(f"layer {i} ({kind}) has {name}={layer.get(name)!r}; expected {value!r} (the docstring states "
                      f"every layer's arguments; PyTorch's defaults are the ones it does not write out)")
     state = net.state_dict("model")
@@ -79,15 +80,15 @@ def test_num_classes_and_predict(pytorch_cnn):
         fail(f"predict returned labels {labels.tolist()}; expected values in 0..6")
 
 
-@pytest.mark.trains
+@pytest.mark.calls_train
 def test_train_plot_and_judgement(pytorch_cnn):
     """PyTorchCNN.train records metrics per epoch; the plot and the judgement work"""
     net = pytorch_cnn.new("PyTorchCNN")
     X = images(12)
     y = np.arange(12) % 10
     before = net.state_dict("model")
-    net.call("train", tensor(X), onehot(y, 10, "float32", torch=True), tensor(X[:4]),
-             onehot(y[:4], 10, "float32", torch=True), epochs=2, learning_rate=0.001)
+    net.call("train", tensor(X), targets(y, 10, torch=True), tensor(X[:4]),
+             targets(y[:4], 10, torch=True), epochs=2, learning_rate=0.001)
     after = net.state_dict("model")
     check_trained(before, after, "train(...) on the first convolution", keys=["0.weight"])
     metrics = check_metrics(net.get("train_val_metrics"), 2, "PyTorchCNN")
