@@ -5,14 +5,18 @@
   ``duration(seconds)`` marker; else 1 s), so that under pytest-xdist the long ones start at
   once and the short ones fill the gaps.
 - Build once: ``built_zip(kind)`` builds dist/'s zips once per run for every xdist worker.
-- Summary: the last line of make test gives the wall time, the tests by outcome and the
-  grading cache's hits and misses (tools/grading_cache.py; each grader process of the run
-  appends to the file in NNAG_CACHE_STATS).
+- Summary: the last line of make test gives the wall time, the CPU time its tests used, the tests
+  by outcome and the grading cache's hits and misses (tools/grading_cache.py; each grader process
+  of the run appends to the file in NNAG_CACHE_STATS); above it, the tests that used the most CPU.
+- CPU per test: the test process's own CPU time and that of every process it started and waited for
+  (the graders, and through them their workers), from setup to teardown; kept beside the seconds in
+  build/test-durations.json (key "cpu:<node id>").  It is what decides the wall time on 2 cores.
 """
 import contextlib
 import fcntl
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,7 +51,7 @@ def pytest_configure(config):
                                        "cold, for make test's order (longest first)")
     # the grader's own markers (weight, training, cost...), for the tests that load a grader test module
     sys.path.insert(0, os.path.join(ROOT, "autograder"))
-    from grader.grading import MARKERS
+    from grader.plugin import MARKERS
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config._nnag_start = time.time()
@@ -79,12 +83,36 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 _DURATIONS = {}
+_CPU = {}
+CPU_SHOWN = 10          # the tests that used the most CPU, listed before the summary line
+
+
+def _cpu_seconds():
+    """User and system CPU time of this process and of its waited-for descendants."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def pytest_runtest_setup(item):
+    item._nnag_cpu_start = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    start = getattr(item, "_nnag_cpu_start", None)
+    if call.when == "teardown" and start is not None:
+        outcome.get_result().user_properties.append(("cpu_seconds", round(_cpu_seconds() - start, 2)))
 
 
 def pytest_runtest_logreport(report):
-    """Seconds per test (setup, call and teardown together); in the controlling process under xdist."""
+    """Seconds per test (setup, call and teardown together) and its CPU seconds; in the controlling process
+    under xdist."""
     if WORKER is None:
         _DURATIONS[report.nodeid] = _DURATIONS.get(report.nodeid, 0.0) + report.duration
+        for key, value in report.user_properties:
+            if key == "cpu_seconds":
+                _CPU[report.nodeid] = _CPU.get(report.nodeid, 0.0) + float(value)
 
 
 def _cache_counts():
@@ -103,8 +131,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     counts = {k: len(stats.get(k, [])) for k in ("passed", "failed", "error", "skipped")}
     hits, misses = _cache_counts()
     total = sum(counts.values())
+    if _CPU:
+        terminalreporter.write_sep("=", "most CPU time (the test's processes and all they started)")
+        for nodeid, cpu in sorted(_CPU.items(), key=lambda kv: -kv[1])[:CPU_SHOWN]:
+            terminalreporter.write_line(f"{cpu:8.1f} CPU-s {_DURATIONS.get(nodeid, 0.0):8.1f} s  {nodeid}")
     terminalreporter.write_line(
-        f"make test: {time.time() - config._nnag_start:.0f} s wall, {total} tests ({counts['passed']} passed, "
+        f"make test: {time.time() - config._nnag_start:.0f} s wall, {sum(_CPU.values()) / 60:.1f} CPU-min in tests, "
+        f"{total} tests ({counts['passed']} passed, "
         f"{counts['failed']} failed, {counts['error']} errors, {counts['skipped']} skipped), "
         f"grading cache {hits} hits, {misses} misses", bold=True)
 
@@ -120,6 +153,7 @@ def pytest_sessionfinish(session, exitstatus):
         except (OSError, ValueError):
             merged = {}
         merged.update({k: round(v, 2) for k, v in durations.items()})
+        merged.update({f"cpu:{k}": round(v, 2) for k, v in _CPU.items()})
         os.makedirs(BUILD, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=BUILD, prefix=".durations-")
         with os.fdopen(fd, "w") as fh:
@@ -162,6 +196,17 @@ def built_zip(tmp_path_factory):
             os.chmod(shared, 0o755)
             return path
     return build
+
+
+@pytest.fixture
+def slot():
+    """A worker slot of the grader's (its uids and gid), taken for the test and given back; None without root."""
+    sys.path.insert(0, os.path.join(ROOT, "autograder"))
+    from grader import config as config_mod, isolation
+    found = isolation.take_slot(config_mod.load())
+    yield found
+    if found:
+        found.release()
 
 
 @pytest.fixture

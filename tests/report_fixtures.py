@@ -82,7 +82,7 @@ def disguised_copy(code):
 
 
 def accuracy_extra(accuracy, threshold, per_class):
-    """An accuracy test's extra_data as grading.Feedback writes it: 1000 images a class, ``per_class`` correct
+    """An accuracy test's extra_data as feedback.Feedback writes it: 1000 images a class, ``per_class`` correct
     of each, the errors of class k predicted as class (k + 1) % 10 (class 6 as class 0)."""
     from grader.checks import CLASS_NAMES
     classes = len(CLASS_NAMES)

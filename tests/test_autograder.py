@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 from grader import results as results_mod  # noqa: E402
 from grader.assignment import STEMS as GRADED  # noqa: E402
 from grade_folder import grade_folder  # noqa: E402
+import contract  # noqa: E402
 
 
 def grade(submission, results, *extra, config=None):
@@ -70,6 +71,12 @@ def test_reference_gets_full_marks_through_make_grade(tmp_path):
     else:
         assert result["extra_data"]["tests_left_out"] > 0
     assert "TOTAL" in proc.stdout
+    # each test carries its stable id, the one the tools use (tools/contract.py), not only its docstring name
+    ids = [t["extra_data"]["test_id"] for t in graded_tests(result)]
+    known = contract.test_functions()
+    assert len(set(ids)) == len(ids) and all(re.sub(r"\[.*\]$", "", i) in known for i in ids), ids
+    assert all(contract.test_of_result(t["name"], known) == re.sub(r"\[.*\]$", "", t["extra_data"]["test_id"])
+               for t in graded_tests(result))
 
 
 def test_untouched_handout_scores_zero_on_every_test(tmp_path):
@@ -97,6 +104,18 @@ def test_zip_contents_match_golden_list(kind, built_zip):
     names = sorted(zipfile.ZipFile(out).namelist())
     with open(os.path.join(ROOT, "tests", "golden", f"{kind}_zip.txt")) as fh:
         assert names == fh.read().split()
+    # nothing of the second assignment (tests/second_assignment/, a self-test's fixture): no name, no file's bytes
+    second = os.path.join(ROOT, "tests", "second_assignment")
+    fixture = {}
+    for dirpath, _, filenames in os.walk(second):
+        for filename in filenames:
+            with open(os.path.join(dirpath, filename), "rb") as fh:
+                fixture[fh.read()] = os.path.relpath(os.path.join(dirpath, filename), ROOT)
+    stems = {os.path.splitext(f)[0] for f in os.listdir(os.path.join(second, "solution")) if f.endswith(".py")}
+    with zipfile.ZipFile(out) as zf:
+        shipped = [fixture[zf.read(n)] for n in names if zf.getinfo(n).file_size < 1 << 20 and zf.read(n) in fixture]
+    assert stems and shipped == [] and not [n for n in names if "second_assignment" in n
+                                            or any(stem in n.lower() for stem in stems)]
     if kind == "handout":
         assert not [n for n in names if "hidden" in n or "refmath" in n or n.startswith("solution")]
         for n in ("numpy_ann.py", "pytorch_ann.py", "pytorch_cnn.py", "fashionmnist.py"):

@@ -39,6 +39,16 @@ def figure(bad=None):
     return [{protocol.FIGURE: axes}, [{protocol.AXES: a} for a in axes]]
 
 
+EXAMPLES = np.random.default_rng(0).random((2, 28, 28))
+
+
+def example_figure(bad=None):
+    shown = EXAMPLES[0].copy()
+    if bad is not None:
+        shown[3, 4] = bad
+    return {"file": "correct.png", "titles": ["predicted: T-shirt/top / true: T-shirt/top"], "images": [shown]}
+
+
 # check name -> (call with one bad value, words the message must hold besides the value's name)
 CASES = {
     "as_array": lambda v: checks.as_array(np.array([1.0, v]), "forward", shape=(2,)),
@@ -49,11 +59,14 @@ CASES = {
                                                                               metrics().items()}, "plot()"),
     "check_trained": lambda v: checks.check_trained({"w": np.zeros(2)}, {"w": np.array([1.0, v])}, "train(...)"),
     "as_labels": lambda v: checks.as_labels(np.array([0.0, v]), "predict", 2),
+    "check_example_figures": lambda v: checks.check_example_figures(
+        [example_figure(v)], EXAMPLES, np.array([0, 1]), np.array([0, 1]), {"correct.png": True}, "save_examples"),
 }
 NAMED = {"as_array": "forward", "assert_close": "forward", "check_threshold": "PyTorchANN",
          "check_metrics": "val_accs", "check_metrics_figure": "validation", "check_trained": "train(...)",
-         "as_labels": "predict"}
-REASON = {"as_labels": "integer class labels"}   # a float array is refused for its dtype, before its values
+         "as_labels": "predict", "check_example_figures": "correct.png"}
+REASON = {"as_labels": "integer class labels",   # a float array is refused for its dtype, before its values
+          "check_example_figures": "does not show one of the images"}   # an image with one is never matched
 
 # every other function of checks.py, and why a non-finite number cannot reach a verdict through it
 EXEMPT = {
@@ -65,6 +78,7 @@ EXEMPT = {
     "check_prediction_mode": "judges labels through as_labels",
     "check_judgement_rule": "compares the returned word with the rule's, no numbers",
     "confusion": "counts grader-computed integer labels", "class_report": "counts grader-computed integer labels",
+    "check_training_mode": "judges the probe's record of which layers ran each backward pass, no number",
 }
 
 
@@ -102,6 +116,8 @@ def test_finite_answers_still_pass():
     assert set(checks.check_metrics(metrics(), 2, "PyTorchANN")) == set(KEYS)
     checks.check_metrics_figure(figure(), {k: np.array(x) for k, x in metrics().items()}, "plot()")
     checks.check_trained({"w": np.zeros(2)}, {"w": np.ones(2)}, "train(...)")
+    checks.check_example_figures([example_figure()], EXAMPLES, np.array([0, 1]), np.array([0, 1]),
+                                 {"correct.png": True}, "save_examples")
     with pytest.raises(checks.GradeFailure, match="did not change the weights"):
         checks.check_trained({"w": np.zeros(2)}, {"w": np.zeros(2)}, "train(...)")
 

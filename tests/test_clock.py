@@ -109,7 +109,7 @@ def test_config_declares_a_share_for_every_file():
 
 
 class FakeItem:
-    """What grading.run_order and grading.auto_numbers read of a pytest item."""
+    """What plugin.run_order and record.auto_numbers read of a pytest item."""
 
     def __init__(self, module, name, kind="public", training=False, cost=None, number=None):
         self.fspath = os.path.join(ROOT, "autograder", "tests", kind, module)
@@ -129,7 +129,7 @@ class FakeItem:
 
 
 def test_quick_tests_run_first_then_training_by_cost_and_numbers_follow_the_files():
-    from grader import grading
+    from grader import plugin, record
     items = [
         FakeItem("test_numpy_ann.py", "shapes"),
         FakeItem("test_numpy_ann_hidden.py", "accuracy", "hidden", training=True, cost=3.5),
@@ -140,13 +140,13 @@ def test_quick_tests_run_first_then_training_by_cost_and_numbers_follow_the_file
         FakeItem("test_fashionmnist_hidden.py", "accuracy", "hidden", training=True, cost=3.5),
         FakeItem("test_fashionmnist.py", "predict", number="4.9"),
     ]
-    order = [i.nodeid.split("/")[1] for i in grading.run_order(items)]
+    order = [i.nodeid.split("/")[1] for i in plugin.run_order(items)]
     assert order == ["test_numpy_ann.py::shapes", "test_numpy_ann_hidden.py::backward",
                      "test_pytorch_cnn.py::architecture", "test_fashionmnist.py::predict",
                      "test_pytorch_cnn_hidden.py::judgement", "test_numpy_ann_hidden.py::accuracy",
                      "test_fashionmnist_hidden.py::accuracy", "test_pytorch_cnn_hidden.py::accuracy"]
-    assert grading.run_order(list(reversed(items)))[-1].nodeid.endswith("test_pytorch_cnn_hidden.py::accuracy")
-    numbers = grading.auto_numbers(items)        # by file, public first, as declared: never the run order
+    assert plugin.run_order(list(reversed(items)))[-1].nodeid.endswith("test_pytorch_cnn_hidden.py::accuracy")
+    numbers = record.auto_numbers(items)        # by file, public first, as declared: never the run order
     assert numbers == {"public/test_numpy_ann.py::shapes": "1.1", "hidden/test_numpy_ann_hidden.py::accuracy": "1.2",
                        "hidden/test_numpy_ann_hidden.py::backward": "1.3",
                        "public/test_pytorch_cnn.py::architecture": "3.1",

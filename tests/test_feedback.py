@@ -202,9 +202,9 @@ def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
 
 def test_markdown_output_cannot_be_shaped_by_the_students_text():
     """In a markdown test's output, a message quoting the student's text is escaped; the grader's table is not."""
-    from grader.grading import Feedback
+    from grader.feedback import Feedback
     table, _ = checks.class_report(np.array([0, 1]), np.array([0, 1]))
-    feedback = Feedback(run=None)
+    feedback = Feedback(record=None)
     feedback.note("accuracy 0.5, threshold 0.8")
     feedback.trailer = table
     feedback.details("md", n=1)

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -13,8 +14,9 @@ import pytest
 from conftest import PYTHON, ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
-from grader import client, isolation, landlock, reaper  # noqa: E402
+from grader import client, isolation, landlock, reaper, submission  # noqa: E402
 from grader import config as config_mod  # noqa: E402
+from grader.protocol import Op  # noqa: E402
 
 GRADER = os.path.join(ROOT, "autograder", "grader")
 root_only = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root (uids, cgroups)")
@@ -23,7 +25,7 @@ root_only = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="
 def landlock_abi():
     try:
         return landlock.abi_version()
-    except landlock.Unavailable:
+    except landlock.LandlockUnavailable:
         return 0
 
 
@@ -151,14 +153,6 @@ ctypes.CDLL(None).syscall(60, 0)     # SYS_exit: only the main thread ends; the 
 """
 
 
-@pytest.fixture
-def slot():
-    found = isolation.take_slot(config_mod.load())
-    yield found
-    if found:
-        found.release()
-
-
 @root_only
 def test_taking_a_slot_kills_what_a_dead_grader_left_under_its_uids(private_slots):
     """A grader killed without its cleanup leaves its workers running: the next grader to take that slot ends
@@ -245,6 +239,115 @@ def test_a_cgroup_holds_a_setsid_daemon_and_kills_it(slot):
         proc.wait()
 
 
+# -- between requests: stopped, counted, measured (client.Worker._between) ----------------------------
+
+BUSY = """
+import os, threading, time
+
+
+def spin():
+    def loop():
+        while True:
+            pass
+    threading.Thread(target=loop, daemon=True).start()
+    if os.fork() == 0:
+        loop()
+    return 1
+
+
+def wait(seconds):
+    time.sleep(seconds)
+    return 2
+
+
+def write(count, size):
+    os.makedirs("out", exist_ok=True)
+    for i in range(count):
+        with open(f"out/{i}", "wb") as fh:
+            fh.write(os.urandom(size))
+    return count
+"""
+
+
+@pytest.fixture
+def uid_worker(slot):
+    """A real worker running BUSY as a slot's uid (as the grader runs one), its scratch limited to 50 entries
+    and 4 MB."""
+    base = tempfile.mkdtemp(prefix="nnag-test-between-")
+    os.chmod(base, 0o711)
+    uid, gid = slot.uids[-1], slot.gid
+    scratch = os.path.join(base, "scratch")
+    os.mkdir(scratch, 0o700)
+    with open(os.path.join(scratch, "busy.py"), "w") as fh:
+        fh.write(BUSY)
+    for path in (scratch, os.path.join(scratch, "busy.py")):
+        os.chown(path, uid, gid)
+    events = []
+    limits = dict(config_mod.load()["limits"], scratch_files=50, scratch_mb=4)
+    worker = client.Worker("busy", scratch, client.prepare_runtime(os.path.join(base, "runtime")), python=PYTHON,
+                           user=(uid, gid), env={"PATH": "/usr/bin:/bin", "HOME": scratch, "OMP_NUM_THREADS": "1"},
+                           setup={"limits": limits, "protected": [], "writable": [scratch]}, on_event=events.append,
+                           folders=[scratch])
+    try:
+        worker.start()
+        worker.request(Op.IMPORT, 60)
+        yield worker, events, uid
+    finally:
+        worker.stop()
+        reaper.kill_user(uid, gid)
+        submission.remove_tree(base)
+
+
+def cpu_ticks(pid):
+    """utime + stime of the process (all its threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@root_only
+def test_nothing_of_the_worker_runs_between_requests(uid_worker):
+    """A call leaves a thread and a child process spinning: from its answer to the next request both are
+    stopped (their CPU time does not move in a second), the report names the child, and during the next
+    request both run again."""
+    worker, events, uid = uid_worker
+    assert worker.request(Op.CALL, 30, target="module", method="spin") == 1
+    pids = reaper.live_processes(uid)
+    assert len(pids) == 2 and worker.proc.pid in pids
+    before = {pid: cpu_ticks(pid) for pid in pids}
+    time.sleep(1)
+    assert {pid: cpu_ticks(pid) for pid in pids} == before, "a process of the worker ran between two requests"
+    assert any("1 process(es) of the worker's uid besides the worker" in e for e in events), events
+    assert worker.request(Op.CALL, 30, target="module", method="wait", args=[1]) == 2
+    assert all(cpu_ticks(pid) > before[pid] for pid in pids), "the worker's processes were not continued"
+
+
+@root_only
+@pytest.mark.parametrize("count, size, what", [(60, 0, "more than 50 files and folders"),
+                                               (6, 1 << 20, "more than 4 MB to disk")])
+def test_a_worker_over_its_folder_limits_stops_its_file(uid_worker, count, size, what):
+    """A call writes 60 empty files (limit 50 entries) or 6 MB in files of 1 MB (limit 4 MB, each file under
+    file_size_mb): the worker is killed after its answer, the report says which limit, and through
+    session.StudentFile the next test fails with the plain message and every later one with it (no new worker)."""
+    from types import SimpleNamespace
+    from grader import session as session_mod
+    from grader.checks import GradeFailure
+    worker, events, uid = uid_worker
+    assert worker.request(Op.CALL, 30, target="module", method="write", args=[count, size]) == count
+    assert reaper.live_processes(uid) == []
+    clock = SimpleNamespace(limit=lambda stem, seconds: (seconds, False))
+    stub = SimpleNamespace(requests=0, clock=clock, scratch={}, config={"time_limits": {"call": 5}})
+    student_file = session_mod.StudentFile(stub, "numpy_ann")
+    student_file.worker = worker
+    with pytest.raises(GradeFailure) as info:
+        student_file.request(Op.CALL, None, what="_relu", target="module", method="wait", args=[0])
+    assert str(info.value).startswith(f"_relu: this file's tests stopped: your code wrote {what} in its folder")
+    assert "Write less to disk" in str(info.value) and "Traceback" not in str(info.value)
+    assert [e for e in events if e.startswith("resource limit: the worker filled its folders beyond limits.scratch_")]
+    with pytest.raises(session_mod.Unavailable, match="Write less to disk.*Every later test of numpy_ann.py fails"):
+        student_file.request(Op.CALL, None, what="_softmax")
+
+
 # -- the reply channel -------------------------------------------------------------------------------
 
 STUDENT = """
@@ -273,6 +376,27 @@ def forge(reply_id):
     return 7
 
 
+def forge_answer(kind):
+    # the answer to this very call, written on the reply channel (main's writer, found through the frames)
+    # with the pending request's id, before the worker's own
+    import inspect, io
+    import numpy as np
+    frames = [f.frame for f in inspect.stack()]
+    request = next(f.f_locals["request"] for f in frames
+                   if isinstance(f.f_locals.get("request"), dict) and "id" in f.f_locals["request"])
+    out = next(v for f in frames for v in f.f_locals.values()
+               if isinstance(v, io.BufferedWriter) and not v.closed and v.fileno() > 2)
+    answer = {"arrays": {"ok": False, "error": {"type": "ValueError", "message": [np.zeros(10) + i for i in range(5)],
+                                                 "where": None}},
+              "long_type": {"ok": False, "error": {"type": "E" * 5000, "message": "m", "where": None}},
+              "refused_arrays": {"ok": True, "value": 1, "refused": [np.zeros(2), np.ones(2)]},
+              "changed_text": {"ok": True, "value": 1, "changed": "x" * 100}}[kind]
+    out.write(protocol.encode(dict(answer, id=request["id"])))
+    out.flush()
+    time.sleep(5)
+    return 0
+
+
 def forge_later():
     def later():
         time.sleep(0.5)
@@ -285,9 +409,10 @@ def flood_events():
     def flood(fd):
         os.write(fd, b"x" * 5_000_000)
         os.write(fd, b"\\ncheck: nothing to report \\x1b[31m\\x00 forged\\n" * 20000)
-    import gc, io
-    reply = {o.fileno() for o in gc.get_objects() if isinstance(o, io.BufferedWriter) and not o.closed
-             and o.fileno() > 2}                       # the worker's reply channel: leave it alone
+    import gc, inspect, io
+    found = list(gc.get_objects()) + [v for f in inspect.stack() for v in f.frame.f_locals.values()]
+    reply = {o.fileno() for o in found if isinstance(o, io.BufferedWriter) and not o.closed
+             and o.fileno() > 2}                       # the worker's reply channel (main's): leave it alone
     for fd in _pipes():
         if fd not in reply:
             flood(fd)
@@ -307,7 +432,7 @@ def student_worker(tmp_path):
                            setup={"limits": limits, "protected": [], "writable": [str(scratch)]},
                            on_event=events.append)
     worker.start()
-    worker.request("import", 60)
+    worker.request(Op.IMPORT, 60)
     yield worker, events
     worker.stop()
 
@@ -316,10 +441,24 @@ def student_worker(tmp_path):
 def test_a_forged_reply_with_the_wrong_id_is_refused(student_worker):
     worker, _ = student_worker
     with pytest.raises(client.WorkerFailure, match="sent data to the grader outside a call") as caught:
-        worker.request("call", 30, target="module", method="forge", args=[worker.next_id + 5])
+        worker.request(Op.CALL, 30, target="module", method="forge", args=[worker.next_id + 5])
     assert caught.value.fatal and not worker.alive()
     with pytest.raises(client.WorkerFailure, match="outside a call"):        # and for good
-        worker.request("call", 30, target="module", method="forge", args=[worker.next_id + 1])
+        worker.request(Op.CALL, 30, target="module", method="forge", args=[worker.next_id + 1])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
+@pytest.mark.parametrize("kind", ["arrays", "long_type", "refused_arrays", "changed_text"])
+def test_an_answer_the_worker_did_not_write_is_refused(student_worker, kind):
+    """An answer with the right id whose error, refused or changed field is not what the worker's loop writes
+    (arrays for a message, a 5,000-character type, arrays for refused kinds, a text for changed names) is
+    refused before any of it is formatted: the worker is killed and the file's later tests stop."""
+    worker, events = student_worker
+    with pytest.raises(client.WorkerFailure, match="wrote an answer on the grader's channel itself") as info:
+        worker.request(Op.CALL, 30, target="module", method="forge_answer", args=[kind])
+    assert info.value.fatal and not worker.alive()
+    assert any("an answer the worker did not write" in e for e in events), events
+    assert len(str(info.value)) < 300
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the worker's channels are POSIX pipes")
@@ -327,14 +466,14 @@ def test_a_reply_nobody_asked_for_is_refused(student_worker):
     """A thread left running forges a reply between two requests: the worker is killed when it comes, and
     the next request fails for good (fatal: the file's later tests stop)."""
     worker, events = student_worker
-    assert worker.request("call", 30, target="module", method="forge_later") == 1
+    assert worker.request(Op.CALL, 30, target="module", method="forge_later") == 1
     deadline = time.monotonic() + 10
     while worker.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not worker.alive(), "the worker still runs after a frame nobody asked for"
     assert any(e.startswith("unsolicited frame:") for e in events), events
     with pytest.raises(client.WorkerFailure, match="outside a call") as info:
-        worker.request("call", 30, target="module", method="forge_later")
+        worker.request(Op.CALL, 30, target="module", method="forge_later")
     assert info.value.fatal
 
 
@@ -343,7 +482,7 @@ def test_the_events_channel_is_capped_in_the_grader(student_worker):
     """Megabytes without a newline and 20,000 forged lines with control characters reach the report
     as at most EVENTS_PER_WORKER cleaned, cut lines, each marked as the worker's, and one note."""
     worker, events = student_worker
-    assert worker.request("call", 60, target="module", method="flood_events") == 3
+    assert worker.request(Op.CALL, 60, target="module", method="flood_events") == 3
     worker.stop()
     time.sleep(0.5)
     from_worker = [e for e in events if e.startswith("worker: ")]
@@ -371,8 +510,8 @@ def test_the_worker_confines_itself_before_torch_starts_threads(tmp_path):
                            setup=setup)
     try:
         worker.start()
-        worker.request("import", 120)
-        later = worker.request("call", 60, target="module", method="threads")
+        worker.request(Op.IMPORT, 120)
+        later = worker.request(Op.CALL, 60, target="module", method="threads")
     finally:
         worker.stop()
     assert worker.confinement["threads_alive"] == 1

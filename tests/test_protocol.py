@@ -11,6 +11,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
 from grader import protocol  # noqa: E402
+from grader.protocol import Op  # noqa: E402
 
 
 def roundtrip(obj):
@@ -191,7 +192,7 @@ while True:
         request = protocol.read_message(inp)
     except EOFError:
         break
-    op = request["op"]
+    op = request.get("method", request["op"])   # what to do after answering: Op.CALL's method
     protocol.write_message(out, {{"ok": True, "value": op, "id": request["id"]}})
     time.sleep(0.2)                      # what follows comes between two requests, as from a thread left running
     if op == "stray":                    # the answer to the next request, id and all
@@ -236,12 +237,12 @@ def test_a_frame_between_requests_kills_the_worker_at_once(fake_worker, op, what
     grader asks anything more, the report says why, and every later request fails, fatal, in plain words."""
     from grader import client
     worker, events = fake_worker
-    assert worker.request(op, 10) == op
+    assert worker.request(Op.CALL, 10, method=op) == op
     assert killed_soon(worker), "the worker still runs after a frame nobody asked for"
     assert [e for e in events if e.startswith(f"unsolicited frame: the worker sent {what}")], events
     for _ in range(2):
         with pytest.raises(client.WorkerFailure, match="sent data to the grader outside a call") as info:
-            worker.request("ping", 10)
+            worker.request(Op.CALL, 10, method="ping")
         assert info.value.fatal and "Traceback" not in str(info.value)
 
 
@@ -259,7 +260,7 @@ def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        assert worker.request("flood", 10) == "flood"
+        assert worker.request(Op.CALL, 10, method="flood") == "flood"
         assert killed_soon(worker)
     finally:
         done.set()
@@ -275,15 +276,214 @@ def test_after_a_frame_between_requests_the_files_later_tests_fail_with_the_mess
     from grader import session as session_mod
     from grader.checks import GradeFailure
     worker, _ = fake_worker
-    assert worker.request("stray", 10) == "stray"
+    assert worker.request(Op.CALL, 10, method="stray") == "stray"
     assert killed_soon(worker)
     clock = SimpleNamespace(limit=lambda stem, seconds: (seconds, False))
     stub = SimpleNamespace(requests=0, clock=clock, scratch={}, config={"time_limits": {"call": 5}})
     student_file = session_mod.StudentFile(stub, "numpy_ann")
     student_file.worker = worker
     with pytest.raises(GradeFailure) as info:
-        student_file.request("call", None, what="_relu")
+        student_file.request(Op.CALL, None, what="_relu")
     assert str(info.value).startswith("_relu: this file's tests stopped: your code sent data to the grader "
                                       "outside a call (for example from a thread left running)")
     with pytest.raises(session_mod.Unavailable, match="outside a call.*Every later test of numpy_ann.py fails"):
-        student_file.request("call", None, what="_softmax")
+        student_file.request(Op.CALL, None, what="_softmax")
+
+
+# -- the vocabulary: protocol.Op, the one table of requests, on both sides ---------------------------------
+
+GRADER = os.path.join(ROOT, "autograder", "grader")
+
+
+@pytest.fixture(scope="module")
+def worker_module():
+    """worker.py imported as the worker runs it (a script beside protocol.py and sandbox.py); the test process's
+    sys.path and sys.modules are left as they were."""
+    import importlib.util
+    path, modules = list(sys.path), dict(sys.modules)
+    try:
+        spec = importlib.util.spec_from_file_location("nnag_worker_under_test", os.path.join(GRADER, "worker.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+        for name in set(sys.modules) - set(modules):
+            del sys.modules[name]
+    return module
+
+
+def handler_fields(method):
+    """The request fields a worker handler reads: request["x"], request.get("x"), request.pop("x"), and those of
+    the helpers it hands the request to (target: "target"; _module_of: "target" and "attr")."""
+    import ast
+    import inspect
+    import textwrap
+    helpers = {"target": {"target"}, "_module_of": {"target", "attr"}}
+    read = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(method)))):
+        if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "request":
+            read.add(node.slice.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if getattr(node.func.value, "id", None) == "request" and node.func.attr in ("get", "pop"):
+                read.add(node.args[0].value)
+            elif node.func.attr in helpers and any(getattr(a, "id", None) == "request" for a in node.args):
+                read |= helpers[node.func.attr]
+    return read
+
+
+def test_the_op_table_and_the_worker_handlers_agree_both_ways(worker_module):
+    """Every op of protocol.Op has a handler in the worker and every handler an op; each op declares exactly
+    the fields its handler reads."""
+    handlers = {name[len("op_"):]: method for name, method in vars(worker_module.Worker).items()
+                if name.startswith("op_")}
+    assert set(handlers) == {op.value for op in Op}
+    assert {op.value: set(op.fields) for op in Op} == {name: handler_fields(m) for name, m in handlers.items()}
+
+
+def test_the_worker_refuses_an_op_or_a_field_the_table_does_not_declare(worker_module, tmp_path):
+    """An unknown op, an undeclared field, setup twice or anything before setup: a ProtocolError answer to that
+    request (its id kept, so the grader reads it as the answer), no handler run."""
+    worker = worker_module.Worker(str(tmp_path), "student")
+    first = worker.handle({"op": "import", "id": 1})
+    assert first["error"]["message"] == "op import before setup" and first["id"] == 1
+    worker.requests = 1                                # as after the setup
+    for request, says in [({"op": "nope"}, "unknown op nope"), ({"op": ["call"]}, "unknown op ['call']"),
+                          ({"op": "setup"}, "setup only comes first"),
+                          ({"op": "seed", "seed": 1, "evil": 2}, "op seed takes no field evil")]:
+        reply = worker.handle(dict(request, id=7))
+        assert reply["ok"] is False and reply["id"] == 7
+        assert reply["error"]["type"] == "ProtocolError" and reply["error"]["message"] == says
+
+
+def test_the_grader_sends_only_declared_ops_and_fields():
+    """client.Worker.request takes a protocol.Op and only its fields: anything else is refused before a byte is
+    sent (the worker here was never started)."""
+    from grader import client
+    worker = client.Worker("m", "/nonexistent", "/nonexistent")
+    name = Op.CALL.value                           # the op's name on the wire, not the op
+    with pytest.raises(protocol.ProtocolError, match="'call' is not a protocol.Op"):
+        worker.request(name, 1, target="module", method="f")
+    with pytest.raises(protocol.ProtocolError, match="op seed takes no field sed"):
+        worker.request(Op.SEED, 1, sed=3)
+    assert worker.next_id == 0
+
+
+def test_no_request_names_its_op_by_a_bare_string():
+    """The grader's modules and the self-tests send requests through protocol.Op only."""
+    import ast
+    files = [os.path.join(GRADER, n) for n in ("session.py", "client.py")]
+    files += [os.path.join(ROOT, "tests", n) for n in os.listdir(os.path.join(ROOT, "tests")) if n.endswith(".py")]
+    bare = []
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        bare += [f"{os.path.basename(path)}:{node.lineno}" for node in ast.walk(tree)
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                 and node.func.attr == "request" and node.args and isinstance(node.args[0], ast.Constant)]
+    assert bare == []
+
+
+# -- error kinds: classified in the worker, read by the grader as untrusted data -------------------------------
+
+class _EvilErrno(OSError):
+    @property
+    def errno(self):
+        raise RuntimeError("no errno for you")
+
+
+@pytest.mark.parametrize("exc, kind", [
+    (MemoryError(), "memory"),
+    (type("_ArrayMemoryError", (MemoryError,), {})("Unable to allocate 8.00 GiB"), "memory"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to "
+                  "allocate 8589934592 bytes."), "memory"),
+    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA error"), "memory"),
+    (OSError(27, "File too large"), "file_too_large"),
+    (OSError("File too large"), "other"),                 # the text alone is not a kind
+    (SystemExit(1), "exit"), (KeyboardInterrupt(), "exit"), (GeneratorExit(), "exit"),
+    (PermissionError(13, "Permission denied"), "permission"),
+    (RecursionError("maximum recursion depth exceeded"), "recursion"),
+    (__import__("pickle").UnpicklingError("Weights only load failed"), "unpickling"),
+    (ValueError("shapes (2,3) and (4,5) not aligned"), "other"),
+    (_EvilErrno("an errno that raises"), "other"),
+])
+def test_the_worker_sends_the_kind_of_what_was_raised(worker_module, tmp_path, exc, kind):
+    described = worker_module.Worker(str(tmp_path), "student").describe_error(exc)
+    assert described["kind"] == kind
+    assert described["type"] == type(exc).__name__
+
+
+def test_the_workers_own_refusals_are_of_kind_protocol(worker_module, tmp_path):
+    worker = worker_module.Worker(str(tmp_path), "student")
+    assert worker.handle({"op": "nope", "id": 1})["error"]["kind"] == "protocol"
+
+
+@pytest.mark.parametrize("value", [k.value for k in protocol.ErrorKind]
+                         + ["MEMORY", " memory", "memory\n", "", None, 3, ["memory"], {"memory": 1},
+                            type("Text", (str,), {})("memory")])
+def test_the_grader_reads_a_kind_only_when_it_is_a_declared_name(value):
+    expected = value if type(value) is str and value in {k.value for k in protocol.ErrorKind} else "other"
+    assert protocol.ErrorKind.of(value).value == expected
+
+
+@pytest.mark.parametrize("kind", [k.value for k in protocol.ErrorKind] + ["bogus", None, ["memory"], {"k": 1}])
+def test_a_forged_kind_changes_only_which_of_the_graders_words_the_student_reads(kind):
+    """The worker runs the student's code, which can send any kind: every error reply fails its test with no
+    points and leaves the file usable whatever the kind; only a declared "memory" adds the grader's hint."""
+    from types import SimpleNamespace
+    from grader import client
+    from grader import session as session_mod
+    from grader.checks import GradeFailure
+
+    class Forging:
+        changed, unsolicited, limit_hit, setup = [], False, None, {"limits": {"memory_mb": 400}}
+
+        def alive(self):
+            return True
+
+        def request(self, op, timeout, **fields):
+            raise client.StudentError({"type": "ValueError", "message": "bad", "where": None, "kind": kind})
+
+    clock = SimpleNamespace(limit=lambda stem, seconds: (seconds, False))
+    stub = SimpleNamespace(requests=0, clock=clock, scratch={}, config={"time_limits": {"call": 5}})
+    student_file = session_mod.StudentFile(stub, "numpy_ann")
+    student_file.worker = Forging()
+    hint = "\nThe grader gives your code at most 400 MB of memory; use less." if kind == "memory" else ""
+    for _ in range(2):
+        with pytest.raises(GradeFailure) as info:
+            student_file.request(Op.CALL, None, what="_relu", target="module", method="_relu")
+        assert type(info.value) is GradeFailure and getattr(info.value, "fraction", 0.0) == 0.0
+        assert str(info.value) == "_relu raised ValueError: bad" + hint
+        assert student_file.broken is None
+
+
+def test_the_kind_crosses_from_a_real_worker_and_a_forged_one_reads_as_other(tmp_path):
+    """End to end: a MemoryError arrives as memory, a ValueError as other; student code that rewrites the worker's
+    error replies gets the declared kind it names (only ever a choice among the grader's words, see above) and
+    other for any undeclared one."""
+    from conftest import PYTHON
+    from grader import client, config as config_mod
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "student.py").write_text(
+        "import sys\n"
+        "def hog():\n    raise MemoryError('no room')\n"
+        "def wrong():\n    raise ValueError('wrong')\n"
+        "def forge(kind):\n"
+        "    worker = sys.modules['__main__'].Worker\n"
+        "    worker.describe_error = lambda self, exc: {'type': 'ValueError', 'message': 'x', 'kind': kind}\n"
+        "    raise ValueError('forged')\n")
+    limits = dict(config_mod.load()["limits"], processes=None)
+    worker = client.Worker("student", str(scratch), client.prepare_runtime(str(tmp_path / "runtime")), python=PYTHON,
+                           env=dict(os.environ), setup={"limits": limits, "protected": [], "writable": [str(scratch)]})
+    kinds = []
+    try:
+        worker.start()
+        worker.request(Op.IMPORT, 60)
+        for method, args in (("hog", []), ("wrong", []), ("forge", ["memory"]), ("forge", ["root"])):
+            with pytest.raises(client.StudentError) as info:
+                worker.request(Op.CALL, 30, target="module", method=method, args=args)
+            kinds.append(info.value.kind)
+    finally:
+        worker.stop()
+    assert kinds == [protocol.ErrorKind.MEMORY, protocol.ErrorKind.OTHER, protocol.ErrorKind.MEMORY,
+                     protocol.ErrorKind.OTHER]

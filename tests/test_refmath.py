@@ -49,9 +49,9 @@ def test_relabelling_moves_every_class_and_maps_back():
 
 
 def test_accuracy_under_relabelling_reports_weights_that_ignored_the_targets():
-    from grader.grading import Feedback
+    from grader.feedback import Feedback
 
-    class Run:
+    class Record:
         config = {"thresholds": {"numpy_ann": 0.5}, "feedback": {"per_class": False, "confusions": 3},
                   "cutoffs": {"untrained_weights": 0.5}, "partial_credit": {"fraction": 0.0, "window": 0.02}}
 
@@ -59,12 +59,12 @@ def test_accuracy_under_relabelling_reports_weights_that_ignored_the_targets():
             self.instructor_notes = []
     r = refmath.Relabelling(7)
     labels = np.arange(10).repeat(50)
-    honest, embedded = Feedback(Run()), Feedback(Run())
+    honest, embedded = Feedback(Record()), Feedback(Record())
     assert honest.accuracy("numpy_ann", r.labels(labels), labels, "NumpyANN", "d", relabel=r) == 1.0
     with pytest.raises(Exception, match="below the threshold"):
         embedded.accuracy("numpy_ann", labels, labels, "NumpyANN", "d", relabel=r)   # the true numbers
-    assert honest.run.instructor_notes == []
-    assert [n[:61] for n in embedded.run.instructor_notes] == \
+    assert honest.record.instructor_notes == []
+    assert [n[:61] for n in embedded.record.instructor_notes] == \
         ["numpy_ann: the trained weights predict the true class numbers"]
 
 

@@ -19,7 +19,7 @@ from conftest import PYTHON, ROOT, SOLUTION
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
 from grader import checks, protocol, results as results_mod  # noqa: E402
-from grader.submission import remove_tree  # noqa: E402
+from grader.submission import HELD_FOLDERS, remove_tree, tree_usage  # noqa: E402
 
 # every method of PyTorchANN hangs (bounded, so that nothing outlives the test by long)
 HANGING_ANN = """
@@ -247,6 +247,51 @@ def test_remove_tree_reports_instead_of_raising(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rmdir", refuse)
     problems = remove_tree(str(top))
     assert any("a: " in p and "not permitted" in p for p in problems)
+
+
+# -- a worker's folders, measured (submission.tree_usage; client.Worker checks limits.scratch_mb / scratch_files)
+
+def test_folder_usage_counts_every_entry_and_the_blocks_it_fills(tmp_path):
+    """Files, folders, a FIFO and links are each one entry; bytes are the disk blocks filled (a 1 GB sparse file
+    fills almost none; a link to a large file counts as a link, not as its target); a FIFO and a link to
+    /proc/kmsg are never opened (the count returns at once); both folders (scratch and home) add up."""
+    scratch, home = tmp_path / "scratch", tmp_path / "home"
+    (scratch / "sub").mkdir(parents=True)
+    home.mkdir()
+    (scratch / "sub" / "data").write_bytes(os.urandom(3 << 20))
+    with open(scratch / "sparse", "wb") as fh:
+        fh.truncate(1 << 30)
+    os.mkfifo(scratch / "fifo")
+    os.symlink("/proc/kmsg", scratch / "kmsg")
+    os.symlink(scratch / "sub" / "data", home / "link-to-data")
+    os.symlink("/usr", home / "link-to-usr")
+    entries, used, over = tree_usage([str(scratch), str(home), str(tmp_path / "missing")], 100, 4 << 20)
+    assert (entries, over) == (7, None)
+    assert 3 << 20 <= used < (3 << 20) + (1 << 18)
+    assert tree_usage([str(scratch), str(home)], 100, 2 << 20)[2] == "bytes"
+
+
+def test_folder_usage_stops_counting_at_its_bound(tmp_path):
+    """20,000 files in one folder and a tree 500 levels deep (the red team's goes to 30,000): the count looks
+    at one entry more than the bound and stops; a tree deeper than HELD_FOLDERS is over whatever the bound."""
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for i in range(20_000):
+        os.close(os.open(wide / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o600))
+    assert tree_usage([str(wide)], 100, 1 << 40)[::2] == (101, "entries")
+    assert tree_usage([str(wide)], 20_000, 1 << 40)[::2] == (20_000, None)
+    top = tmp_path / "deep"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(500):
+        os.mkdir("d\n", dir_fd=fd)
+        child = os.open("d\n", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.close(fd)
+    entries, _, over = tree_usage([str(top)], 1_000_000, 1 << 40)
+    assert (entries, over) == (HELD_FOLDERS + 1, "depth")
+    remove_tree(str(top))
 
 
 class CountingStream(io.RawIOBase):

@@ -124,3 +124,24 @@ def test_solution_doctests_pass():
                            "pytorch_cnn.py", "fashionmnist.py"], cwd=SOLUTION, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_run_doctests_lets_an_example_print_but_not_answer_wrongly(tmp_path):
+    """A student who prints progress in train() can still run their file: an example that shows no output
+    may print; an example that shows output must still match it."""
+    def run(body):
+        (tmp_path / "student.py").write_text(
+            "def train(n):\n"
+            '    """\n'
+            "    >>> train(2)\n"
+            f"    >>> 1 + 1\n    {body}\n"
+            '    """\n'
+            "    for epoch in range(n):\n"
+            "        print(f'epoch {epoch}: loss 0.5')\n")
+        code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import student, utils; "
+                "utils.run_doctests(student)")
+        return subprocess.run([PYTHON, "-c", code, str(tmp_path), SOLUTION], capture_output=True, text=True,
+                              timeout=120)
+    passed, failed = run("2"), run("3")
+    assert passed.returncode == 0 and "All 2 doctest examples passed" in passed.stdout, passed.stdout + passed.stderr
+    assert failed.returncode == 1 and "1 of 2 doctest example(s) failed" in failed.stdout, failed.stdout
