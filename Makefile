@@ -12,7 +12,7 @@ RESULTS    ?= build/results.json
 GRADE      := cd autograder && ../$(PY) -m grader.run
 
 .PHONY: all setup data handout check-handout doctest solutions fixtures grade autograder handout-zip zips \
-        check-reference bench bench-batch mutants contract config alternatives flaky grade-all compare report gradescope-sim \
+        check-reference bench bench-batch mutants contract contract-update config alternatives real-style flaky grade-all compare report gradescope-sim \
         test clean
 
 all: setup check-handout doctest zips check-reference
@@ -105,9 +105,15 @@ report: $(STAMP)
 	$(PY) tools/report.py "$(GRADES)" $(if $(OLD),--old "$(OLD)") $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") \
 	    $(if $(SIMILARITY),--similarity-threshold $(SIMILARITY))
 
-# Seeded bugs: every one must lose points, half of them in the public tests.
+# Seeded bugs: every one must lose points, half of them in the public tests, each exactly where
+# autograder/contract.toml says (its own tests, and its also).
 mutants: setup
 	$(PY) tools/variants.py mutants
+
+# The mutants graded as by make mutants, then each promise's also in autograder/contract.toml rewritten
+# from the tests its mutant failed (never its tests: those are written by hand).
+contract-update: setup
+	$(PY) tools/variants.py mutants --update
 
 # The contract table (autograder/contract.toml): check it against the stubs, tests and mutants; print it.
 contract: $(STAMP)
@@ -120,6 +126,10 @@ config: $(STAMP)
 # Alternative correct solutions: every one must get full marks.
 alternatives: setup
 	$(PY) tools/variants.py alternatives
+
+# Hand-written real-style submissions (tests/real_style/): every file must get full marks.
+real-style: setup
+	$(PY) tools/variants.py real_style
 
 # The accuracy tests under 10 grader seeds, on the reference and two alternatives (about 10 minutes).
 flaky: setup
