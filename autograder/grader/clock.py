@@ -53,22 +53,16 @@ def cpu_scale(quota, enabled=True, largest=4.0):
     return factor, f"CPU quota {quota:g} CPUs: limits stated for one CPU times {factor:g}"
 
 
-class Clock:
-    def __init__(self, total, deadline, shares_s, scale=1.0, now=time.monotonic):
-        """``deadline``: the time.monotonic() by which everything must have ended; ``shares_s``:
-        {stem: seconds}; ``scale``: factor for the per-request limits."""
-        self.total = float(total)
-        self.deadline = deadline
-        self.share = dict(shares_s)
-        self.scale = float(scale)
+class Meter:
+    """Seconds each file has used: the time spent inside ``charging(stem)`` goes to ``stem``, the innermost
+    charge when they nest."""
+
+    def __init__(self, stems, now=time.monotonic):
         self.now = now
-        self.used = {s: 0.0 for s in self.share}
-        self.finished = set()
-        self.lost = {}                       # stem -> names of the tests that lost to the clock
+        self.used = {s: 0.0 for s in stems}
         self._stack = []                     # files being charged, innermost last
         self._mark = None
 
-    # -- charging ----------------------------------------------------------------------------------
     def _settle(self):
         t = self.now()
         if self._stack and self._mark is not None:
@@ -93,6 +87,22 @@ class Clock:
         if self._stack and self._stack[-1] == stem and self._mark is not None:
             extra = max(0.0, self.now() - self._mark)
         return self.used.get(stem, 0.0) + extra
+
+
+class Clock(Meter):
+    """The run's clock: a Meter of each file's time, with each file's share, the run's deadline and every
+    request's limit."""
+
+    def __init__(self, total, deadline, shares_s, scale=1.0, now=time.monotonic):
+        """``deadline``: the time.monotonic() by which everything must have ended; ``shares_s``:
+        {stem: seconds}; ``scale``: factor for the per-request limits."""
+        super().__init__(shares_s, now)
+        self.total = float(total)
+        self.deadline = deadline
+        self.share = dict(shares_s)
+        self.scale = float(scale)
+        self.finished = set()
+        self.lost = {}                       # stem -> names of the tests that lost to the clock
 
     def finish(self, stem):
         """``stem``'s last test ended: what it did not use goes to the files after it."""
