@@ -348,6 +348,26 @@ def validate(result, own_rules=True):
     if not isinstance(result, dict):
         return ["results.json must hold a JSON object"]
     problems = []
+    _check_top(result, own_rules, problems)
+    if "tests" not in result:
+        if "score" not in result:
+            problems.append("results.json needs a top-level score or a list of tests")
+        return problems
+    tests = result["tests"]
+    if not isinstance(tests, list):
+        return problems + ["tests must be a list"]
+    numbers_seen = set()
+    for i, t in enumerate(tests):
+        _check_test(t, i, "score" in result, own_rules, numbers_seen, problems)
+    if own_rules and _is_number(result.get("score")) and all(isinstance(t, dict) for t in tests):
+        total = sum(t["score"] for t in tests if _is_number(t.get("score")))
+        if not abs(total - result["score"]) <= 1e-6:
+            problems.append("score is not the sum of the tests' scores")
+    return problems
+
+
+def _check_top(result, own_rules, problems):
+    """validate's checks of the top-level fields other than tests."""
     for key in sorted(set(result) - TOP_KEYS, key=str):
         problems.append(f"unknown top-level key {key!r}")
     if own_rules:
@@ -366,51 +386,41 @@ def validate(result, own_rules=True):
     _check_type(result, "extra_data", dict, "an object", "", problems)
     _check_leaderboard(result, problems)
 
-    if "tests" not in result:
-        if "score" not in result:
-            problems.append("results.json needs a top-level score or a list of tests")
-        return problems
-    tests = result["tests"]
-    if not isinstance(tests, list):
-        return problems + ["tests must be a list"]
-    numbers_seen = set()
-    for i, t in enumerate(tests):
-        where = f"tests[{i}]."
-        if not isinstance(t, dict):
-            problems.append(f"tests[{i}] must be an object")
-            continue
-        for key in sorted(set(t) - TEST_KEYS, key=str):
-            problems.append(f"tests[{i}] has unknown key {key!r}")
-        if own_rules and OWN_TEST_KEYS - set(t):
-            problems.append(f"tests[{i}] lacks {sorted(OWN_TEST_KEYS - set(t))}")
-        if "score" not in result and "score" not in t and "status" not in t:
-            problems.append(f"tests[{i}] needs a score or a status when there is no top-level score")
-        for key in ("score", "max_score"):
-            _check_number(t, key, where, problems)
-        _check_enum(t, "status", STATUSES, where, problems)
-        for key in ("name", "number", "output"):
-            _check_type(t, key, str, "a string", where, problems)
-        for key in ("name_format", "output_format"):
-            _check_enum(t, key, FORMATS, where, problems)
-        _check_enum(t, "visibility", VISIBILITIES, where, problems)
-        if "tags" in t and not (isinstance(t["tags"], list) and all(isinstance(x, str) for x in t["tags"])):
-            problems.append(f"{where}tags must be a list of strings")
-        _check_type(t, "extra_data", dict, "an object", where, problems)
-        if not own_rules:
-            continue
-        if "number" in t:
-            seen = t["number"] if isinstance(t["number"], str) else repr(t["number"])
-            if seen in numbers_seen:
-                problems.append(f"{where}number {t['number']!r} is not unique")
-            numbers_seen.add(seen)
-        score, max_score = t.get("score"), t.get("max_score")
-        if _is_number(score) and _is_number(max_score) and not 0 <= score <= max_score:
-            problems.append(f"{where}score is outside 0..max_score")
-    if own_rules and _is_number(result.get("score")) and all(isinstance(t, dict) for t in tests):
-        total = sum(t["score"] for t in tests if _is_number(t.get("score")))
-        if not abs(total - result["score"]) <= 1e-6:
-            problems.append("score is not the sum of the tests' scores")
-    return problems
+
+def _check_test(t, i, top_score, own_rules, numbers_seen, problems):
+    """validate's checks of tests[i] (``t``); ``top_score``: the results have a top-level score;
+    ``numbers_seen``: the numbers of the tests before it (this one's is added)."""
+    where = f"tests[{i}]."
+    if not isinstance(t, dict):
+        problems.append(f"tests[{i}] must be an object")
+        return
+    for key in sorted(set(t) - TEST_KEYS, key=str):
+        problems.append(f"tests[{i}] has unknown key {key!r}")
+    if own_rules and OWN_TEST_KEYS - set(t):
+        problems.append(f"tests[{i}] lacks {sorted(OWN_TEST_KEYS - set(t))}")
+    if not top_score and "score" not in t and "status" not in t:
+        problems.append(f"tests[{i}] needs a score or a status when there is no top-level score")
+    for key in ("score", "max_score"):
+        _check_number(t, key, where, problems)
+    _check_enum(t, "status", STATUSES, where, problems)
+    for key in ("name", "number", "output"):
+        _check_type(t, key, str, "a string", where, problems)
+    for key in ("name_format", "output_format"):
+        _check_enum(t, key, FORMATS, where, problems)
+    _check_enum(t, "visibility", VISIBILITIES, where, problems)
+    if "tags" in t and not (isinstance(t["tags"], list) and all(isinstance(x, str) for x in t["tags"])):
+        problems.append(f"{where}tags must be a list of strings")
+    _check_type(t, "extra_data", dict, "an object", where, problems)
+    if not own_rules:
+        return
+    if "number" in t:
+        seen = t["number"] if isinstance(t["number"], str) else repr(t["number"])
+        if seen in numbers_seen:
+            problems.append(f"{where}number {t['number']!r} is not unique")
+        numbers_seen.add(seen)
+    score, max_score = t.get("score"), t.get("max_score")
+    if _is_number(score) and _is_number(max_score) and not 0 <= score <= max_score:
+        problems.append(f"{where}score is outside 0..max_score")
 
 
 def _check_leaderboard(result, problems):
