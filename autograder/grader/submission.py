@@ -240,11 +240,6 @@ def remove_tree(path):
     limit goes too); symbolic links are removed, never followed; a folder whose
     permissions its owner (the student's code) took away is given them back."""
     problems = []
-
-    def problem(text):
-        if len(problems) < 20:
-            problems.append(text)
-
     path = os.path.abspath(path)
     if not os.path.lexists(path):
         return problems
@@ -252,68 +247,104 @@ def remove_tree(path):
         try:
             os.unlink(path)
         except OSError as exc:
-            problem(f"{path}: {exc}")
+            _add_problem(problems, f"{path}: {exc}")
         return problems
     try:
         top = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         return [f"{path}: {exc}"]
     stack = [[top, os.path.basename(path), None, set()]]   # [parent fd, name, own fd, names that failed]
-    moved = 0
     try:
-        while stack:
-            entry = stack[-1]
-            parent, name, fd, failed = entry
-            if fd is None:
-                try:
-                    os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False)
-                except (OSError, NotImplementedError):
-                    pass
-                try:
-                    fd = entry[2] = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-                except OSError as exc:
-                    problem(f"{name}: {exc}")
-                    stack.pop()
-                    if stack:
-                        stack[-1][3].add(name)
-                    continue
-            child = None
-            try:
-                with os.scandir(fd) as items:
-                    for item in items:
-                        if item.name in failed:
-                            continue
-                        if item.is_dir(follow_symlinks=False):
-                            child = item.name
-                            break
-                        try:
-                            os.unlink(item.name, dir_fd=fd)
-                        except OSError as exc:
-                            failed.add(item.name)
-                            problem(f"{item.name}: {exc}")
-            except OSError as exc:
-                problem(f"{name}: {exc}")
-            if child is not None and len(stack) >= HELD_FOLDERS and stack[0][2] is not None:
-                try:            # too deep to hold a descriptor per level: move the rest up, remove it later
-                    moved += 1
-                    os.rename(child, f".nnag-deep-{moved}", src_dir_fd=fd, dst_dir_fd=stack[0][2])
-                    continue
-                except OSError:
-                    pass        # then go down as usual
-            if child is not None:
-                stack.append([fd, child, None, set()])
-                continue
-            os.close(fd)
-            stack.pop()
-            try:
-                os.rmdir(name, dir_fd=parent)
-            except OSError as exc:
-                problem(f"{name}: {exc}")
-                if stack:
-                    stack[-1][3].add(name)
+        _remove_folders(stack, problems)
     finally:
         for _parent, _name, fd, _failed in stack:
             if fd is not None:
                 os.close(fd)
         os.close(top)
     return problems
+
+
+def _add_problem(problems, text):
+    """remove_tree keeps at most 20 problems."""
+    if len(problems) < 20:
+        problems.append(text)
+
+
+def _remove_folders(stack, problems):
+    """remove_tree's loop: empties and removes the folder on top of ``stack`` until none is left.  Each
+    entry is [parent fd, name, own fd or None, names that failed]; the caller closes what is left open."""
+    moved = 0
+    while stack:
+        entry = stack[-1]
+        parent, name, _, failed = entry
+        if entry[2] is None and not _open_entry(entry, problems):
+            stack.pop()
+            if stack:
+                stack[-1][3].add(name)
+            continue
+        fd = entry[2]
+        child = _unlink_files(fd, name, failed, problems)
+        if child is not None and len(stack) >= HELD_FOLDERS and stack[0][2] is not None:
+            moved += 1          # too deep to hold a descriptor per level: move the rest up, remove it later
+            if _move_up(fd, child, stack[0][2], f".nnag-deep-{moved}"):
+                continue
+        if child is not None:
+            stack.append([fd, child, None, set()])
+            continue
+        os.close(fd)
+        stack.pop()
+        try:
+            os.rmdir(name, dir_fd=parent)
+        except OSError as exc:
+            _add_problem(problems, f"{name}: {exc}")
+            if stack:
+                stack[-1][3].add(name)
+
+
+def _open_entry(entry, problems):
+    """Give the folder of a _remove_folders ``entry`` its owner's permissions back and open it, never
+    through a link, storing its descriptor in the entry; False (and a problem noted) if it cannot be opened."""
+    parent, name = entry[0], entry[1]
+    try:
+        os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        pass
+    try:
+        entry[2] = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError as exc:
+        _add_problem(problems, f"{name}: {exc}")
+        return False
+    return True
+
+
+def _unlink_files(fd, name, failed, problems):
+    """Unlink the entries of the open folder ``fd`` (``name``) that are not folders, up to its first
+    subfolder (a link is unlinked, never followed), skipping the names in ``failed`` and adding those that
+    fail; returns the first subfolder's name, or None when none was met."""
+    child = None
+    try:
+        with os.scandir(fd) as items:
+            for item in items:
+                if item.name in failed:
+                    continue
+                if item.is_dir(follow_symlinks=False):
+                    child = item.name
+                    break
+                try:
+                    os.unlink(item.name, dir_fd=fd)
+                except OSError as exc:
+                    failed.add(item.name)
+                    _add_problem(problems, f"{item.name}: {exc}")
+    except OSError as exc:
+        _add_problem(problems, f"{name}: {exc}")
+    return child
+
+
+def _move_up(fd, child, top_fd, new_name):
+    """Rename the folder ``child`` of ``fd`` to ``new_name`` in the top folder ``top_fd``; False if it fails
+    (then remove_tree goes down as usual)."""
+    try:
+        os.rename(child, new_name, src_dir_fd=fd, dst_dir_fd=top_fd)
+        return True
+    except OSError:
+        return False
