@@ -4,10 +4,10 @@
 stages the submission (scratch folders, isolation, the session of workers), hands pytest the
 plugin (plugin.Plugin: fixtures and hooks) wired to its record (record.Record: a record per test,
 the numbering, the instructor report), and writes results.json (assembly.assemble) before any
-student code runs, after each file's quick tests and each training test, and at the end.  It also
-holds the policies the pieces share: the data set, loaded once, the paths a worker must not open,
-each worker's memory, the clock.  Nothing lives in module globals: a second run in the same process
-starts from nothing.
+student code runs, after each file's quick tests and each training test, and at the end.  Beside
+it are the policies the pieces share: the data set, loaded once (Inputs), the paths a worker must not
+open (protected_paths), each worker's memory (worker_memory), the clock (make_clock).  Nothing lives
+in module globals: a second run in the same process starts from nothing.
 
 A TA adds a test by writing one function in autograder/tests/public/ or
 autograder/tests/hidden/, in the module of the file it grades (``test_<file stem>*.py``),
@@ -62,6 +62,83 @@ def test_files(stems, kinds):
     return [m.path for stem in stems for m in modules if m.stem == stem]
 
 
+def make_clock(config, files, start):
+    """(clock, why its limits are scaled): time_limits.total from ``start`` (the run's time.time()), shared
+    among the graded ``files`` as [time_shares] says; per-request limits scaled by the container's CPU quota."""
+    t = config["time_limits"]
+    deadline = time.monotonic() + float(t["total"]) - (time.time() - start)
+    scale, why = clock_mod.cpu_scale(resources.cpu_quota(), t["scale_with_cpu"], t["largest_scale"])
+    shares = clock_mod.shares(t["total"], t["file_minimum"], config["time_shares"], files)
+    return clock_mod.Clock(t["total"], deadline, shares, scale), why
+
+
+def protected_paths(options, workdir):
+    """Paths the worker must not open or list (the audit hook; as root, file permissions do the same).
+
+    A path holding the worker's own folders (``workdir``) or the interpreter is left out."""
+    o = options
+    paths = [GRADER_DIR, assignment.FOLDER] + [os.path.join(ROOT_DIR, d)
+                                               for d in ("solution", "tests", "build", "dist", "tools")]
+    paths += [os.path.abspath(o.results), os.path.abspath(o.submission)]
+    paths += list(o.lock) + ["/autograder/source", "/autograder/results", "/autograder/submission",
+                             "/autograder/submission_metadata.json", DEBIAN_DATA,
+                             f"/proc/{os.getpid()}"]   # the grader's environment and command line
+    if o.data_dir:
+        paths.append(os.path.abspath(o.data_dir))
+    needed = [os.path.realpath(workdir), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]
+    both = {form for p in paths for form in (os.path.abspath(p), os.path.realpath(p))}   # as given and resolved
+    return sorted(p for p in both if not any(n == p or n.startswith(p.rstrip(os.sep) + os.sep) for n in needed))
+
+
+def worker_memory(config):
+    """(MB, why): config limits.memory_mb, or less where the container's memory limit leaves less.
+
+    Asked again at each worker start, so the grader's share is what it holds then (the data
+    set is loaded before the first worker starts); limits.reserve_mb covers its passing
+    needs, the page cache of the libraries in use and the kernel."""
+    limits = config["limits"]
+    return resources.worker_memory_mb(limits["memory_mb"], resources.own_rss_mb() or 0, limits["reserve_mb"])
+
+
+def remove_workdir(workdir):
+    """Problems met removing the scratch folders (``workdir``: None, or the run's), for the report; never
+    raises."""
+    if workdir is None:
+        return []
+    try:
+        return remove_tree(workdir)
+    except Exception as exc:  # noqa: BLE001 - nothing in the cleanup may cost the results
+        return [f"{workdir}: {type(exc).__name__}: {exc}"]
+
+
+class Inputs:
+    """What the tests read besides the submission, each read once and only when asked for."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self._data = None
+        self._expected = None
+
+    def data(self):
+        """Fashion-MNIST (X_train uint8, y_train, X_test uint8, y_test) from ``data_dir``."""
+        if self._data is None:
+            if utils_path() is None:
+                raise RuntimeError("this assignment has no helper module to load a data set with")
+            spec = importlib.util.spec_from_file_location("nnag_shipped_utils", utils_path())
+            utils = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(utils)
+            self._data = utils.load_mnist_f(data_dir=self.data_dir, allow_download=False)
+        return self._data
+
+    def expected_values(self):
+        """The public tests' stored expected values (`make fixtures`)."""
+        if self._expected is None:
+            import numpy as np
+            with np.load(os.path.join(TESTS_DIR, "public", "fixtures", "expected.npz"), allow_pickle=False) as npz:
+                self._expected = {k: npz[k] for k in npz.files}
+        return self._expected
+
+
 class GradingRun:
     """One submission's grading.  ``options``: grader.run's parsed command line."""
 
@@ -79,8 +156,7 @@ class GradingRun:
         self.summary = {}            # run-wide extra_data
         self.output_lines = []
         self.report = None
-        self._data = None
-        self._expected = None
+        self.inputs = Inputs(options.data_dir)
 
     # -- the pipeline ----------------------------------------------------------------------------------
     def execute(self):
@@ -130,23 +206,23 @@ class GradingRun:
         o = self.options
         found, warnings = find_files(o.submission)
         data_dirs = [d for d in (o.data_dir, DEBIAN_DATA) if d]
-        self.isolation = iso = isolation.Isolation(self.config, self.workdir, self.protected_paths(), data_dirs,
-                                                   o.also_writable)
+        self.isolation = iso = isolation.Isolation(self.config, self.workdir, protected_paths(o, self.workdir),
+                                                   data_dirs, o.also_writable)
         notes = list(warnings) + iso.prepare(self.files, found, utils_path(), self.config["size_limits"])
         if o.tests != "public":
             try:
-                self.data()               # now, so that every worker's memory limit counts it
+                self.inputs.data()        # now, so that every worker's memory limit counts it
             except Exception:  # noqa: BLE001 - a test that needs the data reports the problem
                 pass
-        memory_mb, memory_why = self.worker_memory()
+        memory_mb, memory_why = worker_memory(self.config)
         problem = iso.check_interpreter()
         if problem:
             raise RuntimeError(f"the worker user cannot run {iso.python}: {problem}. Put the grader's "
                                "virtual environment where that user can read it (see DEVELOPERS.md).")
         from . import session as session_mod
-        self.clock = self.make_clock()
+        self.clock, self.time_scale_why = make_clock(self.config, self.files, self.start)
         self.session = session_mod.Session(self.config, iso, self.clock, found=found,
-                                           memory=lambda: self.worker_memory()[0])
+                                           memory=lambda: worker_memory(self.config)[0])
         self.summary = {"files_graded": self.files, "worker_threads": iso.threads,
                         "worker_threads_why": iso.threads_why, "worker_memory_why": memory_why,
                         "total_time_limit": self.config["time_limits"]["total"], "worker_memory_mb": memory_mb,
@@ -170,11 +246,11 @@ class GradingRun:
             args += ["-k", o.keyword]
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         if paths:
-            plugin = Plugin(self.record, self.session, self.clock, self.config, o, data=self.data,
-                            expected=self.expected_values, checkpoint=self.checkpoint)
+            plugin = Plugin(self.record, self.session, self.clock, self.config, o, data=self.inputs.data,
+                            expected=self.inputs.expected_values, checkpoint=self.checkpoint)
             pytest.main(args, plugins=[plugin])
         self.session.close()
-        self.record.cleanup_notes += [f"cleanup: {p}" for p in self.remove_workdir()]
+        self.record.cleanup_notes += [f"cleanup: {p}" for p in remove_workdir(self.workdir)]
 
     def failed(self, exc):
         """The results after an internal failure: the files graded before it keep their scores."""
@@ -201,17 +277,8 @@ class GradingRun:
             traceback.print_exc()
         if self.isolation is not None:
             self.isolation.release()
-        for p in self.remove_workdir():
+        for p in remove_workdir(self.workdir):
             print(f"grader: cleanup: {p}", file=sys.stderr)
-
-    def remove_workdir(self):
-        """Problems met removing the scratch folders, for the report; never raises."""
-        if self.workdir is None:
-            return []
-        try:
-            return remove_tree(self.workdir)
-        except Exception as exc:  # noqa: BLE001 - nothing in the cleanup may cost the results
-            return [f"{self.workdir}: {type(exc).__name__}: {exc}"]
 
     def on_terminate(self, signum, frame):
         """Stopped from outside (e.g. a batch timeout): kill the workers, remove the scratch folder."""
@@ -227,62 +294,6 @@ class GradingRun:
     def checkpoint(self):
         """results.json with every finished file's scores, so a kill keeps them."""
         self.write(self.collect(final=False))
-
-    # -- what the run needs ----------------------------------------------------------------------------
-    def make_clock(self):
-        """The run's clock: time_limits.total from the run's start, shared among the graded files as
-        [time_shares] says; per-request limits scaled by the container's CPU quota."""
-        t = self.config["time_limits"]
-        deadline = time.monotonic() + float(t["total"]) - (time.time() - self.start)
-        scale, self.time_scale_why = clock_mod.cpu_scale(resources.cpu_quota(), t["scale_with_cpu"],
-                                                         t["largest_scale"])
-        shares = clock_mod.shares(t["total"], t["file_minimum"], self.config["time_shares"], self.files)
-        return clock_mod.Clock(t["total"], deadline, shares, scale)
-
-    def protected_paths(self):
-        """Paths the worker must not open or list (the audit hook; as root, file permissions do the same).
-
-        A path holding the worker's own folders or the interpreter is left out."""
-        o = self.options
-        paths = [GRADER_DIR, assignment.FOLDER] + [os.path.join(ROOT_DIR, d)
-                                                   for d in ("solution", "tests", "build", "dist", "tools")]
-        paths += [os.path.abspath(o.results), os.path.abspath(o.submission)]
-        paths += list(o.lock) + ["/autograder/source", "/autograder/results", "/autograder/submission",
-                                 "/autograder/submission_metadata.json", DEBIAN_DATA,
-                                 f"/proc/{os.getpid()}"]   # the grader's environment and command line
-        if o.data_dir:
-            paths.append(os.path.abspath(o.data_dir))
-        needed = [os.path.realpath(self.workdir), os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]
-        both = {form for p in paths for form in (os.path.abspath(p), os.path.realpath(p))}   # as given and resolved
-        return sorted(p for p in both if not any(n == p or n.startswith(p.rstrip(os.sep) + os.sep) for n in needed))
-
-    def worker_memory(self):
-        """(MB, why): config limits.memory_mb, or less where the container's memory limit leaves less.
-
-        Asked again at each worker start, so the grader's share is what it holds then (the data
-        set is loaded before the first worker starts); limits.reserve_mb covers its passing
-        needs, the page cache of the libraries in use and the kernel."""
-        limits = self.config["limits"]
-        return resources.worker_memory_mb(limits["memory_mb"], resources.own_rss_mb() or 0, limits["reserve_mb"])
-
-    def data(self):
-        """Fashion-MNIST (X_train uint8, y_train, X_test uint8, y_test), read once and only when asked for."""
-        if self._data is None:
-            if utils_path() is None:
-                raise RuntimeError("this assignment has no helper module to load a data set with")
-            spec = importlib.util.spec_from_file_location("nnag_shipped_utils", utils_path())
-            utils = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(utils)
-            self._data = utils.load_mnist_f(data_dir=self.options.data_dir, allow_download=False)
-        return self._data
-
-    def expected_values(self):
-        """The public tests' stored expected values (`make fixtures`), read once."""
-        if self._expected is None:
-            import numpy as np
-            with np.load(os.path.join(TESTS_DIR, "public", "fixtures", "expected.npz"), allow_pickle=False) as npz:
-                self._expected = {k: npz[k] for k in npz.files}
-        return self._expected
 
     # -- the results -------------------------------------------------------------------------------------
     @property
