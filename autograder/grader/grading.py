@@ -215,7 +215,7 @@ class GradingRun:
             except Exception:  # noqa: BLE001 - a test that needs the data reports the problem
                 pass
         memory_mb, memory_why = worker_memory(self.config)
-        problem = iso.check_interpreter()
+        problem = isolation.check_interpreter(iso)
         if problem:
             raise RuntimeError(f"the worker user cannot run {iso.python}: {problem}. Put the grader's "
                                "virtual environment where that user can read it (see DEVELOPERS.md).")

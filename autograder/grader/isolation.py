@@ -1,6 +1,6 @@
 """Where, as whom and within which limits each worker runs: one object, built once per grading run.
 
-``Isolation.build`` decides everything a worker's confinement needs, and the
+``Isolation`` decides everything a worker's confinement needs, and the
 session asks it per graded file:
 
 - **a uid per file** (root only).  Each concurrent grader holds a *slot*, an
@@ -19,6 +19,7 @@ session asks it per graded file:
   runtime; write beneath the file's own scratch and home and /dev/null; the
   protected folders (data, grader, results, submission) carved out of any
   allowed folder that contains them.
+- **the worker template** (WorkerTemplate): whether a file's workers fork from it.
 - **the layers that were active**, as each worker reported them at its start,
   for results.json's extra_data["isolation"].
 """
@@ -152,7 +153,100 @@ def carve(root, denied, depth=0):
     return out
 
 
+def landlock_read_rules(python, denied):
+    """The folders a worker may read and execute beneath (Landlock): SYSTEM_READ and the interpreter's
+    (``python``'s) own, with every path of ``denied`` carved out."""
+    roots = list(SYSTEM_READ) + [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(python))]
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        roots.append(sysconfig.get_paths().get(key, ""))
+    rules = []
+    for root in roots:
+        if root and os.path.exists(root):
+            rules += [p for p in carve(root, sorted(denied)) if p not in rules]
+    return rules
+
+
+def make_folders(base, stem, uploads, owner, scratch, homes):
+    """``base``/<stem> (the uploads and utils.py) and ``base``/<stem>.home, owned by ``owner`` ((uid, gid) or
+    None), entered in ``scratch`` and ``homes``; ``uploads``: (found, utils.py, size limits).  Returns notes."""
+    found, utils_path, size_limits = uploads
+    scratch[stem], notes = make_scratch(base, stem, found, utils_path, size_limits, owner=owner)
+    home = os.path.join(base, f"{stem}.home")
+    os.makedirs(home)
+    if owner:
+        os.chown(home, *owner)
+    os.chmod(home, 0o700)
+    homes[stem] = home
+    return notes
+
+
+def check_interpreter(iso):
+    """The worker's interpreter must start as a worker uid of the Isolation ``iso``; returns the problem
+    or None."""
+    if not iso.slot:
+        return None
+    stem = next(iter(iso.uids))
+    try:
+        proc = subprocess.run([iso.python, "-I", "-c", "import numpy"], user=iso.uids[stem], group=iso.gid,
+                              extra_groups=[], env=iso.env(stem), cwd="/", capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{exc}"
+    if proc.returncode != 0:
+        return proc.stderr.decode("utf-8", "replace")[-500:]
+    return None
+
+
+class WorkerTemplate:
+    """The grading's worker template (spawn.Template), made at the first start of a worker that can fork
+    from it, and which files' workers do."""
+
+    def __init__(self, isolation):
+        self.isolation = isolation
+        self.template = None                           # spawn.Template, made at the first worker start
+        self.torch_files = {}                          # stem -> whether its uploads mention torch
+
+    def for_file(self, stem):
+        """The template for a worker of ``stem``, or None where it starts afresh: a file whose uploads never
+        mention torch (a forked worker would carry torch's memory, which its memory limit counts, for
+        nothing), the setting grading.worker_template or NNAG_WORKER_TEMPLATE=off, more than one worker
+        thread (a process that forks must have one), no pidfds.  It is started with a worker's environment
+        whose folders are the read-only runtime, never the grader's."""
+        iso = self.isolation
+        if stem not in self.torch_files:
+            found, _, size_limits = iso.uploads
+            self.torch_files[stem] = any(
+                b"torch" in (read_capped(found[name], size_limit(size_limits, name)) or b"")
+                for name in file_of(stem).uploads if name in found)
+        if not self.torch_files[stem]:
+            return None
+        if self.template is None and iso.runtime and iso.threads == 1 and hasattr(os, "pidfd_open") \
+                and iso.config["grading"].get("worker_template", True) \
+                and os.environ.get("NNAG_WORKER_TEMPLATE", "on") != "off":
+            stem = next(iter(iso.scratch), None)
+            if stem is not None:
+                env = dict(iso.env(stem), HOME=iso.runtime, TMPDIR=iso.runtime, MPLCONFIGDIR=iso.runtime)
+                self.template = spawn.Template(iso.python, iso.runtime, env)
+        return self.template
+
+    def describe(self):
+        """How workers started: forked from the template, afresh, or both (and why)."""
+        t = self.template
+        if t is None:
+            return "afresh: " + ("one thread per worker is needed" if self.isolation.threads != 1
+                                 else "the template is off")
+        if t.problem:
+            return f"forked from the template {t.forks} times, then afresh: {t.problem}"
+        return f"forked from the template ({t.forks} workers)"
+
+    def close(self):
+        if self.template is not None:
+            self.template.close()
+
+
 class Isolation:
+    """One grading's workers: each file's uid, folders, environment, limits and Landlock rules, and the
+    layers that were active (see the module's docstring)."""
+
     def __init__(self, config, workdir, protected, data_dirs=(), also_writable=(), python=None):
         self.config = config
         self.workdir = workdir
@@ -173,29 +267,14 @@ class Isolation:
         self.landlock, self.landlock_off = landlock_wanted(config)
         denied = {os.path.realpath(p) for p in list(protected) + list(data_dirs)
                   if p and not os.path.realpath(p).startswith("/proc/")}
-        self.read_rules = self._read_rules(denied)
+        self.read_rules = landlock_read_rules(self.python, denied)
         self.runtime = None
         self.scratch, self.homes = {}, {}
         self.reports = {}                              # stem -> what the worker said at its last start
         self.kill_mechanisms = set()
-        self.worker_template = None                    # spawn.Template, made at the first worker start
-        self.torch_files = {}                          # stem -> whether its uploads mention torch
-
-    @classmethod
-    def build(cls, config, workdir, protected, data_dirs=(), also_writable=()):
-        return cls(config, workdir, protected, data_dirs, also_writable)
+        self.templates = WorkerTemplate(self)
 
     # -- folders ---------------------------------------------------------------------------------------
-    def _read_rules(self, denied):
-        roots = list(SYSTEM_READ) + [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(self.python))]
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            roots.append(sysconfig.get_paths().get(key, ""))
-        rules = []
-        for root in roots:
-            if root and os.path.exists(root):
-                rules += [p for p in carve(root, sorted(denied)) if p not in rules]
-        return rules
-
     def prepare(self, files, found, utils_path, size_limits):
         """Scratch and home of each file that was found, and the shared read-only runtime; returns notes."""
         from . import client
@@ -205,20 +284,7 @@ class Isolation:
         for stem in files:
             if f"{stem}.py" not in found:
                 continue
-            notes += self._make_folders(stem, self.workdir)
-        return notes
-
-    def _make_folders(self, stem, base):
-        """``base``/<stem> (the uploads and utils.py) and ``base``/<stem>.home, owned by the file's uid."""
-        found, utils_path, size_limits = self.uploads
-        owner = self.user(stem)
-        self.scratch[stem], notes = make_scratch(base, stem, found, utils_path, size_limits, owner=owner)
-        home = os.path.join(base, f"{stem}.home")
-        os.makedirs(home)
-        if owner:
-            os.chown(home, *owner)
-        os.chmod(home, 0o700)
-        self.homes[stem] = home
+            notes += make_folders(self.workdir, stem, self.uploads, self.user(stem), self.scratch, self.homes)
         return notes
 
     def refresh(self, stem):
@@ -231,7 +297,7 @@ class Isolation:
         base = os.path.join(self.workdir, f"worker{self.generation}")
         os.makedirs(base)
         os.chmod(base, 0o711)
-        self._make_folders(stem, base)
+        make_folders(base, stem, self.uploads, self.user(stem), self.scratch, self.homes)
         problems = []
         for path in old:
             if os.path.lexists(path):
@@ -309,43 +375,10 @@ class Isolation:
             report["network"] = " + ".join(layers) or "open: no seccomp filter and no Landlock network rules"
             self.reports[stem] = report
 
-    def template(self, stem):
-        """The grading's worker template (spawn.Template) for a worker of ``stem``, or None where it starts
-        afresh: a file whose uploads never mention torch (a forked worker would carry torch's memory, which
-        its memory limit counts, for nothing), the setting grading.worker_template or
-        NNAG_WORKER_TEMPLATE=off, more than one worker thread (a process that forks must have one), no
-        pidfds.  It is started with a worker's environment whose folders are the read-only runtime, never
-        the grader's."""
-        if stem not in self.torch_files:
-            found, _, size_limits = self.uploads
-            self.torch_files[stem] = any(
-                b"torch" in (read_capped(found[name], size_limit(size_limits, name)) or b"")
-                for name in file_of(stem).uploads if name in found)
-        if not self.torch_files[stem]:
-            return None
-        if self.worker_template is None and self.runtime and self.threads == 1 and hasattr(os, "pidfd_open") \
-                and self.config["grading"].get("worker_template", True) \
-                and os.environ.get("NNAG_WORKER_TEMPLATE", "on") != "off":
-            stem = next(iter(self.scratch), None)
-            if stem is not None:
-                env = dict(self.env(stem), HOME=self.runtime, TMPDIR=self.runtime, MPLCONFIGDIR=self.runtime)
-                self.worker_template = spawn.Template(self.python, self.runtime, env)
-        return self.worker_template
-
-    def describe_template(self):
-        """How workers started: forked from the template, afresh, or both (and why)."""
-        t = self.worker_template
-        if t is None:
-            return "afresh: " + ("one thread per worker is needed" if self.threads != 1 else "the template is off")
-        if t.problem:
-            return f"forked from the template {t.forks} times, then afresh: {t.problem}"
-        return f"forked from the template ({t.forks} workers)"
-
     def release(self):
         """Close the worker template and give the slot back (its uids' processes were killed when each
         worker stopped)."""
-        if self.worker_template is not None:
-            self.worker_template.close()
+        self.templates.close()
         if self.slot:
             self.slot.release()
 
@@ -367,23 +400,9 @@ class Isolation:
             "network": each("network", lambda v: v) if self.reports else "not started",
             "threads_at_confinement": each("threads_alive", lambda v: v),
             "kill": sorted(self.kill_mechanisms),
-            "worker_start": self.describe_template(),
+            "worker_start": self.templates.describe(),
             "uids_retired": [f"{stem}: uid {uid}: {why}" for stem, uid, why in self.retired],
         }
-
-    def check_interpreter(self):
-        """The worker's interpreter must start as a worker uid; returns the problem or None."""
-        if not self.slot:
-            return None
-        stem = next(iter(self.uids))
-        try:
-            proc = subprocess.run([self.python, "-I", "-c", "import numpy"], user=self.uids[stem], group=self.gid,
-                                  extra_groups=[], env=self.env(stem), cwd="/", capture_output=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"{exc}"
-        if proc.returncode != 0:
-            return proc.stderr.decode("utf-8", "replace")[-500:]
-        return None
 
 
 def lock_down(paths):

@@ -230,7 +230,7 @@ class StudentFile:
                                     output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
                                     reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
                                     cgroup=lambda: iso.cgroup(self.stem), folders=iso.own_folders(self.stem),
-                                    template=iso.template(self.stem))
+                                    template=iso.templates.for_file(self.stem))
         setup_limit = min(120.0, max(0.001, s.clock.available(self.stem)))
         started, cut, limit = time.monotonic(), setup_limit < 120.0, None
         try:
