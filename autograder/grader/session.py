@@ -6,6 +6,7 @@ Tests never see student objects, only handles:
     out = ann.call("_forward", X)          # plain data back
     W1 = ann.get("W1")
 
+Each graded file is a StudentFile (the tests' fixture) over a FileWorker (its worker and state).
 A file that is missing, or fails or hangs at import, is recorded once; every
 later request for it fails at once with that message.  So does a file whose
 requests ran out of time ``time_limits.timeouts_per_file`` times: a method that
@@ -104,7 +105,11 @@ def tensor(array):
 
 
 class Handle:
-    """An object living in a worker."""
+    """An object living in a worker.
+
+    More methods than the package's other classes, on purpose: a thin proxy with one short method per
+    request a test may make of an object (each names the op and what the report calls it), so that a
+    test's handle offers every request in one place."""
 
     def __init__(self, student_file, handle, label):
         self.file = student_file
@@ -187,7 +192,11 @@ class Handle:
         return self.file.request(Op.SPY_LOG, None, what="spy", target=self.handle, method=method)
 
 
-class StudentFile:
+class FileWorker:
+    """One graded file's worker and the file's state: the worker is started (in a clean state, its module
+    imported) when a request needs one, and stopped after a failure; the file is broken for good after a
+    failed import, too many time-outs, or processes that outlive every kill.  Also the file's events."""
+
     def __init__(self, session, stem):
         self.session = session
         self.stem = stem
@@ -197,9 +206,10 @@ class StudentFile:
         self.broken_by_clock = False     # broken because its time ran out (the instructor report says so)
         self.timeouts = 0
         self.events = []
-        self.uploads_digest = None       # of its uploads, for grading_seed
 
     def _ensure(self):
+        """A worker to send a request to: the running one, or a new one; raises the file's failure when
+        it is broken or cannot be started clean."""
         if self.broken:
             raise self._unavailable()
         if self.worker is not None and (self.worker.alive() or self.worker.unsolicited or self.worker.limit_hit):
@@ -209,7 +219,6 @@ class StudentFile:
         if self.stem not in s.scratch:
             raise Unavailable(self.broken_message(f"{self.filename} was not found in your submission"))
         iso = s.isolation
-        scratch = s.scratch[self.stem]
         user = iso.user(self.stem)
         if user is not None and client.kill_user(*user):       # something of this uid is still alive
             why = f"processes of uid {user[0]} were alive before its worker started and survived every kill"
@@ -220,13 +229,19 @@ class StudentFile:
         if self.worker is not None:          # not the file's first worker: fresh folders (isolation.refresh)
             for problem in iso.refresh(self.stem):
                 self.event(f"clean-up of an earlier worker's folders: {problem}")
-            scratch = s.scratch[self.stem]
+        self._start()
+
+    def _start(self):
+        """Start a worker for the file and import its module in it; a failure breaks the file
+        (_broken_at_import) with a message saying why."""
+        s = self.session
+        iso = s.isolation
         memory_mb = s.memory() if s.memory is not None else s.config["limits"]["memory_mb"]  # what is left now
         s.smallest_memory_mb = min(s.smallest_memory_mb or memory_mb, memory_mb)
         s.clock.limit(self.stem, 0)          # refused at once when the file has no time left
-        self.worker = client.Worker(self.stem, scratch, iso.runtime, python=iso.python, user=iso.user(self.stem),
-                                    env=iso.env(self.stem), output_cap=s.config["grading"]["output_cap"],
-                                    setup=iso.setup(self.stem, memory_mb),
+        self.worker = client.Worker(self.stem, s.scratch[self.stem], iso.runtime, python=iso.python,
+                                    user=iso.user(self.stem), env=iso.env(self.stem),
+                                    output_cap=s.config["grading"]["output_cap"], setup=iso.setup(self.stem, memory_mb),
                                     output_limit=s.config["limits"]["output_mb"] << 20, on_event=self.event,
                                     reply_limit=int(s.config["limits"].get("reply_mb", 32)) << 20,
                                     cgroup=lambda: iso.cgroup(self.stem), folders=iso.own_folders(self.stem),
@@ -287,6 +302,59 @@ class StudentFile:
     def broken_message(self, text):
         return text + f"\nEvery test of {self.filename} fails with this message."
 
+    def _timed_out(self):
+        """One more timed-out request (a test's or a clean-up's); too many and the file's tests stop."""
+        self.timeouts += 1
+        allowed = self.session.config["time_limits"]["timeouts_per_file"]
+        if self.timeouts >= allowed and not self.broken:
+            self.event(f"{self.filename} ran out of time {self.timeouts} times; its remaining tests were not run")
+            self.broken = (f"{self.filename} ran out of time {self.timeouts} times, so its remaining "
+                           "tests were not run. Every later test of this file fails with this message.")
+
+    def forget(self):
+        """After a test (in its teardown, charged to its file): the worker drops the objects that test made
+        (no new worker is started).  A clean-up that times out counts as one of the file's time-outs."""
+        if self.worker is None or not self.worker.alive() or self.broken:
+            return
+        try:
+            limit, _ = self.session.clock.limit(self.stem, min(5, self.session.config["time_limits"]["call"]))
+            self.worker.request(Op.FORGET, limit)
+        except OutOfTime:
+            self.stop_worker()
+        except (client.StudentError, client.WorkerFailure) as exc:
+            if getattr(exc, "timed_out", False):
+                self.event("the clean-up after a test timed out (a __del__ or a finaliser that does not end?)")
+                self._timed_out()
+            self.stop_worker()
+
+    def stop_worker(self):
+        """Stop the worker; if anything of its uid outlived the kill, the file goes on under a spare uid."""
+        self.worker.stop()
+        left = self.worker.leftover
+        if left:
+            why = f"{len(left)} process(es) of uid {self.worker.user[0]} survived every kill"
+            uid = self.session.isolation.replace_user(self.stem, why)
+            if uid is None:
+                self.event(f"{why}; no spare uid is left, so this file's tests stop here")
+                self.broken = (f"processes started by {self.filename} could not be stopped, so its remaining "
+                               "tests were not run. Every later test of this file fails with this message.")
+            else:
+                self.event(f"{why}; the file's next worker runs as uid {uid}")
+
+    def close(self):
+        if self.worker is not None:
+            with self.session.clock.charging(self.stem):
+                self.stop_worker()
+
+
+class StudentFile(FileWorker):
+    """A graded file as a test sees it (its fixture): requests to its worker, and its uploads and
+    scratch folder."""
+
+    def __init__(self, session, stem):
+        super().__init__(session, stem)
+        self.uploads_digest = None       # of its uploads, for grading_seed
+
     def request(self, op, timeout, what="", may_change=(), **fields):
         self.session.requests += 1            # counted per test in extra_data.worker_requests
         self._ensure()           # the time is charged to the running test's file (plugin.Plugin's protocol hook)
@@ -326,15 +394,6 @@ class StudentFile:
                 if cut:
                     raise OutOfTime(self.session.clock.cut_short(self.stem, what, limit)) from None
             raise GradeFailure(message if exc.refused else f"{what}: {message}") from None
-
-    def _timed_out(self):
-        """One more timed-out request (a test's or a clean-up's); too many and the file's tests stop."""
-        self.timeouts += 1
-        allowed = self.session.config["time_limits"]["timeouts_per_file"]
-        if self.timeouts >= allowed and not self.broken:
-            self.event(f"{self.filename} ran out of time {self.timeouts} times; its remaining tests were not run")
-            self.broken = (f"{self.filename} ran out of time {self.timeouts} times, so its remaining "
-                           "tests were not run. Every later test of this file fails with this message.")
 
     def new(self, cls, *args, timeout=None, **kwargs):
         value = self.request(Op.NEW, timeout, what=f"{cls}(...)", cls=cls, args=list(args), kwargs=kwargs)
@@ -392,41 +451,6 @@ class StudentFile:
     def submitted_path(self, name):
         """Path of ``name`` as uploaded (None if absent)."""
         return self.session.found.get(name)
-
-    def forget(self):
-        """After a test (in its teardown, charged to its file): the worker drops the objects that test made
-        (no new worker is started).  A clean-up that times out counts as one of the file's time-outs."""
-        if self.worker is None or not self.worker.alive() or self.broken:
-            return
-        try:
-            limit, _ = self.session.clock.limit(self.stem, min(5, self.session.config["time_limits"]["call"]))
-            self.worker.request(Op.FORGET, limit)
-        except OutOfTime:
-            self.stop_worker()
-        except (client.StudentError, client.WorkerFailure) as exc:
-            if getattr(exc, "timed_out", False):
-                self.event("the clean-up after a test timed out (a __del__ or a finaliser that does not end?)")
-                self._timed_out()
-            self.stop_worker()
-
-    def stop_worker(self):
-        """Stop the worker; if anything of its uid outlived the kill, the file goes on under a spare uid."""
-        self.worker.stop()
-        left = self.worker.leftover
-        if left:
-            why = f"{len(left)} process(es) of uid {self.worker.user[0]} survived every kill"
-            uid = self.session.isolation.replace_user(self.stem, why)
-            if uid is None:
-                self.event(f"{why}; no spare uid is left, so this file's tests stop here")
-                self.broken = (f"processes started by {self.filename} could not be stopped, so its remaining "
-                               "tests were not run. Every later test of this file fails with this message.")
-            else:
-                self.event(f"{why}; the file's next worker runs as uid {uid}")
-
-    def close(self):
-        if self.worker is not None:
-            with self.session.clock.charging(self.stem):
-                self.stop_worker()
 
 
 class Session:
