@@ -224,3 +224,19 @@ def test_a_forked_workers_exit_and_the_templates_end(folder):
         for worker in (first, second, third):
             worker.stop()
         template.close()
+
+
+def test_the_template_ends_by_itself_when_the_grader_closes_it(folder):
+    """close() gives the template its EOF although the reader thread is blocked in recv() on the channel:
+    the template exits by itself (code 0), instead of being killed after close()'s 5-second wait (which
+    every grading paid before the channel was shut down)."""
+    template = template_for(folder)
+    worker = make_worker(folder, "one", template)
+    try:
+        described(worker)
+        assert isinstance(worker.proc, spawn.Forked), template.problem
+    finally:
+        worker.stop()
+    proc = template.proc
+    template.close()
+    assert proc.returncode == 0, f"the template was killed (code {proc.returncode}) instead of ending on EOF"

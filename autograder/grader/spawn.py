@@ -181,11 +181,15 @@ class Template:
         return forked
 
     def close(self):
+        """EOF on the channel: the template ends by itself (it is killed only if it has not after 5 s)."""
         if self.ctl is not None:
             try:
-                self.ctl.close()              # EOF: the template ends
+                # shutdown, not only close: the reader thread is blocked in recv() on this socket, and a
+                # close() while it is would neither wake it nor send the template its EOF
+                self.ctl.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            self.ctl.close()
         if self.proc is not None:
             try:
                 self.proc.wait(timeout=5)
