@@ -36,6 +36,16 @@ def test_numpy_cnn_rejects_a_different_architecture():
         refmath.cnn_predict(state, np.zeros((2, 28, 28), dtype=np.uint8))
 
 
+def test_cnn_state_mismatch_names_what_differs_and_nothing_when_it_fits():
+    """The check the CNN accuracy test makes before training (and cnn_logits after it)."""
+    state = {k: np.zeros(s) for k, s in refmath.cnn_state_shapes().items()}
+    assert refmath.cnn_state_mismatch(state) == ""
+    del state["3.running_var"]
+    state["12.extra"] = np.zeros(3)
+    assert refmath.cnn_state_mismatch(state) == ("missing ['3.running_var'], unexpected ['12.extra'], "
+                                                 "wrong shapes []")
+
+
 def test_relabelling_moves_every_class_and_maps_back():
     seen = set()
     for seed in range(200):

@@ -98,6 +98,17 @@ def cnn_state_shapes(num_classes=CNN.classes):
     return shapes
 
 
+def cnn_state_mismatch(state, num_classes=CNN.classes):
+    """What keeps ``state`` (a state_dict: names to arrays) from fitting the assignment CNN, as text; "" when
+    it fits."""
+    expected = cnn_state_shapes(num_classes)
+    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and tuple(np.shape(state[k])) != expected[k]]
+    if missing or extra or wrong:
+        return f"missing {missing[:4]}, unexpected {extra[:4]}, wrong shapes {wrong[:4]}"
+    return ""
+
+
 def _conv3x3(x, weight, bias):
     n, c, h, w = x.shape
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
@@ -116,12 +127,9 @@ def _maxpool2(x):
 def cnn_logits(state, X_uint8, num_classes=CNN.classes, chunk=50):
     """Evaluation-mode logits (N, classes) of the assignment CNN with ``state`` (a state_dict of arrays).
     Raises ValueError when the state_dict does not fit the architecture."""
-    expected = cnn_state_shapes(num_classes)
-    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and tuple(np.shape(state[k])) != expected[k]]
-    if missing or extra or wrong:
-        raise ValueError("the trained model's state_dict does not match the assignment's architecture "
-                         f"(missing {missing[:4]}, unexpected {extra[:4]}, wrong shapes {wrong[:4]})")
+    mismatch = cnn_state_mismatch(state, num_classes)
+    if mismatch:
+        raise ValueError(f"the trained model's state_dict does not match the assignment's architecture ({mismatch})")
     p = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
     blocks, first, second = cnn_layer_indices()
     out = []

@@ -98,6 +98,13 @@ def test_accuracy_threshold(pytorch_cnn, fmnist_data, config, feedback):
     relabel = ref.Relabelling(pytorch_cnn.grading_seed("labels"))   # trained on the grader's own labelling
     pytorch_cnn.seed(b["seed"])
     net = pytorch_cnn.new("PyTorchCNN", random_seed=b["seed"])
+    # a model built wrong cannot pass below; say so at once instead of after 60,000 images of training
+    untrained = {k: as_array(val, f"self.model[{k}]") for k, val in net.state_dict("model").items()}
+    mismatch = ref.cnn_state_mismatch(untrained)
+    if mismatch:
+        fail(f"PyTorchCNN: self.model's state_dict does not match the assignment's architecture "
+             f"({mismatch}), so it was not trained: build self.model in __init__ "
+             "exactly as its docstring says (the public architecture test shows the difference)")
     n, chunk = b["train_images"], b["chunk"]
     calls = (n + chunk - 1) // chunk
     v = b["val_images"]
