@@ -142,7 +142,7 @@ class Worker:
                  output_cap=64 * 1024, setup=None, output_limit=None, on_event=None, reply_limit=None,
                  cgroup=None, folders=(), template=None):
         """``user``: (uid, gid) of a user of the worker's own (root only), or None.
-        ``setup``: the sandbox settings sent before anything else (see worker.op_setup).
+        ``setup``: the sandbox settings sent before anything else (see worker.Confinement.op_setup).
         ``output_limit``: bytes of output after which the process is killed.
         ``on_event``: called with each line for the instructor's report.
         ``reply_limit``: bytes of one reply frame the grader reads (checked before reading it).
