@@ -251,10 +251,10 @@ def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
     import threading
     from grader import client
     worker, _ = fake_worker
-    assert worker.replies.maxsize == client.REPLY_QUEUE
+    assert worker.channel.replies.maxsize == client.REPLY_QUEUE
     sizes, done = [], threading.Event()
 
-    def watch(replies=worker.replies):
+    def watch(replies=worker.channel.replies):
         while not done.is_set():
             sizes.append(replies.qsize())
     watcher = threading.Thread(target=watch)
@@ -266,7 +266,7 @@ def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
         done.set()
         watcher.join()
     assert sizes and max(sizes) <= client.REPLY_QUEUE
-    assert worker.unsolicited
+    assert worker.channel.unsolicited
 
 
 def test_after_a_frame_between_requests_the_files_later_tests_fail_with_the_message(fake_worker):
