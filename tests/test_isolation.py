@@ -239,7 +239,7 @@ def test_a_cgroup_holds_a_setsid_daemon_and_kills_it(slot):
         proc.wait()
 
 
-# -- between requests: stopped, counted, measured (client.Worker._between) ----------------------------
+# -- between requests: stopped, counted, measured (client.Warden.between) ----------------------------
 
 BUSY = """
 import os, threading, time
@@ -313,7 +313,7 @@ def test_nothing_of_the_worker_runs_between_requests(uid_worker):
     worker, events, uid = uid_worker
     assert worker.request(Op.CALL, 30, target="module", method="spin") == 1
     pids = reaper.live_processes(uid)
-    assert len(pids) == 2 and worker.proc.pid in pids
+    assert len(pids) == 2 and worker.process.proc.pid in pids
     before = {pid: cpu_ticks(pid) for pid in pids}
     time.sleep(1)
     assert {pid: cpu_ticks(pid) for pid in pids} == before, "a process of the worker ran between two requests"

@@ -251,10 +251,10 @@ def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
     import threading
     from grader import client
     worker, _ = fake_worker
-    assert worker.replies.maxsize == client.REPLY_QUEUE
+    assert worker.channel.replies.maxsize == client.REPLY_QUEUE
     sizes, done = [], threading.Event()
 
-    def watch(replies=worker.replies):
+    def watch(replies=worker.channel.replies):
         while not done.is_set():
             sizes.append(replies.qsize())
     watcher = threading.Thread(target=watch)
@@ -266,7 +266,7 @@ def test_the_reply_queue_is_bounded_whatever_the_worker_sends(fake_worker):
         done.set()
         watcher.join()
     assert sizes and max(sizes) <= client.REPLY_QUEUE
-    assert worker.unsolicited
+    assert worker.channel.unsolicited
 
 
 def test_after_a_frame_between_requests_the_files_later_tests_fail_with_the_message(fake_worker):
@@ -314,11 +314,11 @@ def worker_module():
 
 def handler_fields(method):
     """The request fields a worker handler reads: request["x"], request.get("x"), request.pop("x"), and those of
-    the helpers it hands the request to (target: "target"; _module_of: "target" and "attr")."""
+    the helpers it hands the request to (target: "target"; module_of: "target" and "attr")."""
     import ast
     import inspect
     import textwrap
-    helpers = {"target": {"target"}, "_module_of": {"target", "attr"}}
+    helpers = {"target": {"target"}, "module_of": {"target", "attr"}}
     read = set()
     for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(method)))):
         if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "request":
@@ -331,12 +331,16 @@ def handler_fields(method):
     return read
 
 
-def test_the_op_table_and_the_worker_handlers_agree_both_ways(worker_module):
-    """Every op of protocol.Op has a handler in the worker and every handler an op; each op declares exactly
-    the fields its handler reads."""
-    handlers = {name[len("op_"):]: method for name, method in vars(worker_module.Worker).items()
-                if name.startswith("op_")}
+def test_the_op_table_and_the_worker_handlers_agree_both_ways(worker_module, tmp_path):
+    """Every op of protocol.Op has a handler in the worker's table (Worker.handlers) and every handler (an
+    ``op_<name>`` method of the worker's classes) an op; each op declares exactly the fields its handler reads."""
+    table = worker_module.Worker(str(tmp_path), "student").handlers
+    handlers = {op.value: method for op, method in table.items()}
     assert set(handlers) == {op.value for op in Op}
+    assert all(method.__name__ == "op_" + name for name, method in handlers.items())
+    classes = [c for c in vars(worker_module).values() if isinstance(c, type) and c.__module__ == worker_module.__name__]
+    defined = {f for cls in classes for name, f in vars(cls).items() if name.startswith("op_")}
+    assert defined == {method.__func__ for method in handlers.values()}
     assert {op.value: set(op.fields) for op in Op} == {name: handler_fields(m) for name, m in handlers.items()}
 
 

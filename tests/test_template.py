@@ -128,8 +128,8 @@ def test_a_forked_worker_is_what_a_fresh_start_makes(folder, slot):
         forked_worker = make_worker(folder, "forked", template, user)
         fresh, forked = described(fresh_worker), described(forked_worker)
         os.setgroups(groups)
-        assert isinstance(forked_worker.proc, spawn.Forked) and template.forks == 1, template.problem
-        assert not isinstance(fresh_worker.proc, spawn.Forked)
+        assert isinstance(forked_worker.process.proc, spawn.Forked) and template.forks == 1, template.problem
+        assert not isinstance(fresh_worker.process.proc, spawn.Forked)
     finally:
         for w in ("fresh_worker", "forked_worker"):
             if w in locals():
@@ -166,8 +166,8 @@ def test_nothing_of_the_graders_memory_reaches_a_forked_worker(folder, slot):
         worker.request(Op.IMPORT, 120)
         own = "worker-own-" + secrets.token_hex(8)
         worker.request(Op.SETATTR, 30, target="module", name="MARK", value=own)
-        assert isinstance(worker.proc, spawn.Forked), template.problem
-        memory = readable_memory(worker.proc.pid)
+        assert isinstance(worker.process.proc, spawn.Forked), template.problem
+        memory = readable_memory(worker.process.proc.pid)
     finally:
         worker.stop()
         template.close()
@@ -189,7 +189,7 @@ def test_where_the_template_cannot_serve_workers_start_afresh(folder):
         try:
             for worker in workers:
                 assert described(worker)["threads"] == 1
-                assert not isinstance(worker.proc, spawn.Forked)
+                assert not isinstance(worker.process.proc, spawn.Forked)
         finally:
             for worker in workers:
                 worker.stop()
@@ -208,17 +208,17 @@ def test_a_forked_workers_exit_and_the_templates_end(folder):
     third = make_worker(folder, "third", template, events=events)
     try:
         described(first)
-        assert isinstance(first.proc, spawn.Forked), template.problem
+        assert isinstance(first.process.proc, spawn.Forked), template.problem
         with pytest.raises(client.WorkerFailure, match="exited with code 7"):
             first.request(Op.CALL, 30, target="module", method="leave", args=[7])
-        assert first.proc.poll() == 7
+        assert first.process.proc.poll() == 7
         described(second)
         os.kill(template.proc.pid, signal.SIGKILL)
         assert second.request(Op.CALL, 30, target="module", method="describe")["threads"] == 1
         assert second.alive()
         second.stop()
         assert not second.alive()
-        assert described(third)["threads"] == 1 and not isinstance(third.proc, spawn.Forked)
+        assert described(third)["threads"] == 1 and not isinstance(third.process.proc, spawn.Forked)
         assert any(e.startswith("worker template not used") for e in events), events
     finally:
         for worker in (first, second, third):
@@ -234,7 +234,7 @@ def test_the_template_ends_by_itself_when_the_grader_closes_it(folder):
     worker = make_worker(folder, "one", template)
     try:
         described(worker)
-        assert isinstance(worker.proc, spawn.Forked), template.problem
+        assert isinstance(worker.process.proc, spawn.Forked), template.problem
     finally:
         worker.stop()
     proc = template.proc

@@ -343,7 +343,7 @@ class Isolation:
         return env
 
     def setup(self, stem, memory_mb):
-        """The ``setup`` request a worker of ``stem`` gets before anything else (worker.op_setup)."""
+        """The ``setup`` request a worker of ``stem`` gets before anything else (worker.Confinement.op_setup)."""
         limits = dict(self.config["limits"], memory_mb=memory_mb)
         if not self.slot:
             limits["processes"] = None    # it would count every process of the person running the grader

@@ -1,6 +1,6 @@
 """Landlock (Linux 5.13+): file-system, TCP and IPC rules the kernel enforces on the worker.
 
-Used by the worker on itself (worker.op_setup), before any student code runs and
+Used by the worker on itself (worker.Confinement.op_setup), before any student code runs and
 while it has a single thread: a ruleset restricts the calling thread and every
 process or thread it starts later, and can never be lifted.
 

@@ -32,8 +32,9 @@ class Op(enum.Enum):
 
     ``Op.CALL.value`` ("call") is the name on the wire, ``Op.CALL.fields`` the fields.  The grader sends
     only these (client.Worker.request takes an Op and refuses a field it does not list); the worker
-    answers each with its ``op_<name>`` method and refuses any other name or field as a protocol
-    error.  tests/test_protocol.py checks that the two sides agree with this table both ways."""
+    answers each with the ``op_<name>`` method its table maps it to (worker.Worker.handlers) and refuses
+    any other name or field as a protocol error.  tests/test_protocol.py checks that the two sides agree
+    with this table both ways."""
 
     def __new__(cls, wire, *fields):
         member = object.__new__(cls)

@@ -212,7 +212,8 @@ class FileWorker:
         it is broken or cannot be started clean."""
         if self.broken:
             raise self._unavailable()
-        if self.worker is not None and (self.worker.alive() or self.worker.unsolicited or self.worker.limit_hit):
+        if self.worker is not None and (self.worker.alive() or self.worker.channel.unsolicited
+                                       or self.worker.warden.limit_hit):
             return               # a worker killed for a frame sent outside a call or over a limit: its request
                                  # says so, fatal
         s = self.session
@@ -330,7 +331,7 @@ class FileWorker:
     def stop_worker(self):
         """Stop the worker; if anything of its uid outlived the kill, the file goes on under a spare uid."""
         self.worker.stop()
-        left = self.worker.leftover
+        left = self.worker.process.leftover
         if left:
             why = f"{len(left)} process(es) of uid {self.worker.user[0]} survived every kill"
             uid = self.session.isolation.replace_user(self.stem, why)

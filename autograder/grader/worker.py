@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import traceback
+from types import MappingProxyType
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -92,25 +93,24 @@ LAYER_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding"
                "out_features", "p", "num_features", "eps", "momentum", "affine", "track_running_stats", "bias")
 
 
-class Worker:
-    def __init__(self, scratch, module_name):
-        self.scratch = scratch
-        self.module_name = module_name
-        self.module = None
-        self.objects = {}
-        self.spies = {}
-        self.guard = None
-        self.sentinels = {}
-        self.baseline = None
-        self.probes = {}
-        self.changed = []
-        self.requests = 0        # requests handled: setup is the first, and only the first
+def argument_names(fn, args, kwargs):
+    """(parameter name, value) for each argument of the call, by the function's signature."""
+    import inspect
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+        return [(str(k), v) for k, v in bound.items()]
+    except (TypeError, ValueError):
+        return [(f"argument {i + 1}", v) for i, v in enumerate(args)] + [(str(k), v) for k, v in kwargs.items()]
 
-    def report(self, text):
-        if self.guard is not None:
-            self.guard.report(text)
 
-    # -- conversions ---------------------------------------------------------
+class Codec:
+    """Values across the protocol: a request's arguments made into objects (handles, compact arrays,
+    one-hot rows, tensors), the student's values made into plain data."""
+
+    def __init__(self, objects, report):
+        self.objects = objects        # Worker.objects itself: what a REF names
+        self.report = report          # Confinement.report: a suspicious value is said in the report
+
     def decode_arg(self, value):
         if isinstance(value, dict):
             if protocol.REF in value:
@@ -193,15 +193,21 @@ class Worker:
             "legend": None if legend is None else [str(t.get_text()) for t in legend.get_texts()],
         }
 
-    # -- operations ------------------------------------------------------------
-    def target(self, request):
-        handle = request.get("target")
-        return self.module if handle in (None, "module") else self.objects[handle]
 
-    def store(self, obj):
-        handle = f"h{len(self.objects)}"
-        self.objects[handle] = obj
-        return handle
+class Confinement:
+    """The setup request (sandbox.py, landlock.py) and the audit hook's reports of what the student's code
+    did to the process (replaced functions, threads left running, atexit handlers)."""
+
+    def __init__(self, scratch, module_name):
+        self.scratch = scratch
+        self.module_name = module_name
+        self.guard = None            # sandbox.Guard, from the setup on
+        self.sentinels = {}
+        self.baseline = None
+
+    def report(self, text):
+        if self.guard is not None:
+            self.guard.report(text)
 
     def op_setup(self, request):
         """Confine this process (sandbox.py, landlock.py); the first request, before any student code.
@@ -253,12 +259,12 @@ class Worker:
 
     def _watch_atexit(self):
         """Report atexit handlers registered by the student's own code (libraries register some too)."""
-        register, folder, worker = atexit.register, os.path.realpath(self.scratch) + os.sep, self
+        register, folder, confinement = atexit.register, os.path.realpath(self.scratch) + os.sep, self
 
         def watched_register(func, *args, **kwargs):
             caller = sys._getframe(1).f_code.co_filename
             if os.path.realpath(caller).startswith(folder):
-                worker.report(f"registered an atexit handler ({os.path.basename(caller)})")
+                confinement.report(f"registered an atexit handler ({os.path.basename(caller)})")
             return register(func, *args, **kwargs)
 
         atexit.register = watched_register
@@ -270,54 +276,107 @@ class Worker:
         for text in found:
             self.report(text)            # the guard sends each text once
 
-    def op_import(self, request):
-        import importlib
-        sys.path.insert(0, self.scratch)
-        os.chdir(self.scratch)
-        self.module = importlib.import_module(self.module_name)
-        return None
 
-    def op_seed(self, request):
-        import random
-        random.seed(request["seed"])
-        np.random.seed(request["seed"])
-        if "torch" in sys.modules:
-            sys.modules["torch"].manual_seed(request["seed"])
-        return None
+class Calls:
+    """The student's module and the objects it makes: construct, call, read and set attributes."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.changed = []         # array arguments the last call changed in place (names)
 
     def op_new(self, request):
-        cls = getattr(self.module, request["cls"])
-        obj = cls(*self.decode_arg(request.get("args", [])), **self.decode_arg(request.get("kwargs", {})))
-        return {"handle": self.store(obj)}
+        worker, decode = self.worker, self.worker.codec.decode_arg
+        cls = getattr(worker.module, request["cls"])
+        obj = cls(*decode(request.get("args", [])), **decode(request.get("kwargs", {})))
+        return {"handle": worker.store(obj)}
 
     def op_call(self, request):
-        fn = getattr(self.target(request), request["method"])
-        args, kwargs = self.decode_arg(request.get("args", [])), self.decode_arg(request.get("kwargs", {}))
-        named = self.argument_names(fn, args, kwargs)
+        worker, decode = self.worker, self.worker.codec.decode_arg
+        fn = getattr(worker.target(request), request["method"])
+        args, kwargs = decode(request.get("args", [])), decode(request.get("kwargs", {}))
+        named = argument_names(fn, args, kwargs)
         before = {name: fingerprint(value) for name, value in named}
         result = fn(*args, **kwargs)
         # the stubs promise to leave their array arguments alone: say which ones changed
         self.changed = [name for name, value in named if before[name] is not None and fingerprint(value) != before[name]]
         if request.get("keep"):
-            return {"handle": self.store(result)}
-        return self.to_plain(result)
+            return {"handle": worker.store(result)}
+        return worker.codec.to_plain(result)
 
-    @staticmethod
-    def argument_names(fn, args, kwargs):
-        """(parameter name, value) for each argument of the call, by the function's signature."""
-        import inspect
-        try:
-            bound = inspect.signature(fn).bind(*args, **kwargs).arguments
-            return [(str(k), v) for k, v in bound.items()]
-        except (TypeError, ValueError):
-            return [(f"argument {i + 1}", v) for i, v in enumerate(args)] + [(str(k), v) for k, v in kwargs.items()]
+    def op_getattr(self, request):
+        return self.worker.codec.to_plain(getattr(self.worker.target(request), request["name"]))
+
+    def op_setattr(self, request):
+        setattr(self.worker.target(request), request["name"], self.worker.codec.decode_arg(request["value"]))
+        return None
+
+
+class ModelOps:
+    """What the grader reads of a torch module, and the mode and weights it sets (``attr``: a module the
+    target holds, else the target itself)."""
+
+    def __init__(self, worker):
+        self.worker = worker
+
+    def op_state_dict(self, request):
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.worker.module_of(request).state_dict().items()}
+
+    def op_parameters(self, request):
+        """The trainable parameters (requires_grad) by name: what training must change, unlike the
+        state_dict, which also holds buffers such as BatchNorm's running statistics."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.worker.module_of(request).named_parameters()
+                if v.requires_grad}
+
+    def op_layers(self, request):
+        """The module's direct submodules in the order forward() runs them, a reused one at every place it
+        holds (``children()`` names a shared stateless ``nn.ReLU`` only once)."""
+        layers = []
+        for child in (c for c in self.worker.module_of(request)._modules.values() if c is not None):
+            entry = {"type": type(child).__name__}
+            for name in LAYER_ATTRS:
+                if hasattr(child, name):
+                    value = getattr(child, name)
+                    if name == "bias":
+                        value = value is not None
+                    entry[name] = list(value) if isinstance(value, tuple) else value
+            layers.append(self.worker.codec.to_plain(entry))
+        return layers
+
+    def op_param_count(self, request):
+        return int(sum(p.numel() for p in self.worker.module_of(request).parameters() if p.requires_grad))
+
+    def op_set_mode(self, request):
+        import torch
+        torch.nn.Module.train(self.worker.module_of(request), bool(request["training"]))
+        return None
+
+    def op_load_weights(self, request):
+        import torch
+        state = torch.load(os.path.join(self.worker.scratch, request["path"]), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError(f"{request['path']} must hold a state_dict (a dict of tensors), "
+                             f"not a {type(state).__name__}; save it with torch.save(model.state_dict(), ...)")
+        self.worker.module_of(request).load_state_dict(state)
+        return None
+
+
+class Instruments:
+    """The grader watching the student's code: forward hooks (probe), its own prediction (eval_labels), frozen
+    parameters, spied methods and saved figures, each recorded until the grader reads it."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.probes = {}             # target -> what its forward hooks saw (op_probe)
+        self.spies = {}              # "target.method" -> the argument shapes of each call (op_spy)
+        self.saved_figures = []      # what Figure.savefig saved (op_record_figures)
+        self.figure_patch = None     # (Figure, its own savefig) while recording
 
     def op_probe(self, request):
         """Record, for every forward() of the module and its submodules, whether it ran in
         training mode and with gradients enabled, and which forwards gradients later flowed back
         through (an optimiser step's) in evaluation mode, until probe_log."""
         import torch
-        module = self._module_of(request)
+        module = self.worker.module_of(request)
         seen = self.probes[request.get("target")] = {"calls": 0, "training": {}, "grad": {}, "hooks": [],
                                                      "backward": 0, "backward_eval": {}}
 
@@ -360,12 +419,13 @@ class Worker:
         """The grader's own prediction: argmax of the module's output in evaluation mode, without
         gradients; the module's mode is put back afterwards."""
         import torch
-        module = self._module_of(request)
+        module = self.worker.module_of(request)
         modes = [(m, m.training) for m in module.modules()]
         try:
             torch.nn.Module.train(module, False)
             with torch.no_grad():
-                return module(self.decode_arg(request["X"])).argmax(dim=1).cpu().numpy().astype(np.int64)
+                outputs = module(self.worker.codec.decode_arg(request["X"]))
+                return outputs.argmax(dim=1).cpu().numpy().astype(np.int64)
         finally:
             for m, training in modes:
                 m.training = training
@@ -374,66 +434,14 @@ class Worker:
         """requires_grad = False on every other parameter tensor of the module (the first, the
         third...), a grader-side change; returns their names."""
         frozen = []
-        for i, (name, param) in enumerate(self._module_of(request).named_parameters()):
+        for i, (name, param) in enumerate(self.worker.module_of(request).named_parameters()):
             if i % 2 == 0:
                 param.requires_grad_(False)
                 frozen.append(name)
         return frozen
 
-    def op_getattr(self, request):
-        return self.to_plain(getattr(self.target(request), request["name"]))
-
-    def op_setattr(self, request):
-        setattr(self.target(request), request["name"], self.decode_arg(request["value"]))
-        return None
-
-    def _module_of(self, request):
-        obj = self.target(request)
-        return getattr(obj, request["attr"]) if request.get("attr") else obj
-
-    def op_state_dict(self, request):
-        return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).state_dict().items()}
-
-    def op_parameters(self, request):
-        """The trainable parameters (requires_grad) by name: what training must change, unlike the
-        state_dict, which also holds buffers such as BatchNorm's running statistics."""
-        return {k: v.detach().cpu().numpy().copy() for k, v in self._module_of(request).named_parameters()
-                if v.requires_grad}
-
-    def op_layers(self, request):
-        """The module's direct submodules in the order forward() runs them, a reused one at every place it
-        holds (``children()`` names a shared stateless ``nn.ReLU`` only once)."""
-        layers = []
-        for child in (c for c in self._module_of(request)._modules.values() if c is not None):
-            entry = {"type": type(child).__name__}
-            for name in LAYER_ATTRS:
-                if hasattr(child, name):
-                    value = getattr(child, name)
-                    if name == "bias":
-                        value = value is not None
-                    entry[name] = list(value) if isinstance(value, tuple) else value
-            layers.append(self.to_plain(entry))
-        return layers
-
-    def op_param_count(self, request):
-        return int(sum(p.numel() for p in self._module_of(request).parameters() if p.requires_grad))
-
-    def op_set_mode(self, request):
-        import torch
-        torch.nn.Module.train(self._module_of(request), bool(request["training"]))
-        return None
-
-    def op_load_weights(self, request):
-        import torch
-        state = torch.load(os.path.join(self.scratch, request["path"]), map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ValueError(f"{request['path']} must hold a state_dict (a dict of tensors), "
-                             f"not a {type(state).__name__}; save it with torch.save(model.state_dict(), ...)")
-        self._module_of(request).load_state_dict(state)
-        return None
-
     def op_spy(self, request):
-        obj = self.target(request)
+        obj = self.worker.target(request)
         method = request["method"]
         original = getattr(obj, method)
         log = self.spies.setdefault(f"{request.get('target')}.{method}", [])
@@ -444,6 +452,9 @@ class Worker:
 
         setattr(obj, method, spy)
         return None
+
+    def op_spy_log(self, request):
+        return self.spies.get(f"{request.get('target')}.{request['method']}", [])
 
     def op_record_figures(self, request):
         """From now until recorded_figures: every figure saved (Figure.savefig, which plt.savefig calls) is
@@ -465,17 +476,80 @@ class Worker:
         return None
 
     def op_recorded_figures(self, request):
-        patch = getattr(self, "figure_patch", None)
+        patch = self.figure_patch
         if patch is not None:
             patch[0].savefig = patch[1]
             self.figure_patch = None
-        return self.to_plain(getattr(self, "saved_figures", [])[:8])
+        return self.worker.codec.to_plain(self.saved_figures[:8])
+
+
+class Worker:
+    """The request loop: each protocol.Op answered by the handler its table names (``handlers``), the student's
+    module and the objects the grader keeps of it (``objects``, by handle)."""
+
+    def __init__(self, scratch, module_name):
+        self.scratch = scratch
+        self.module_name = module_name
+        self.module = None
+        self.objects = {}
+        self.requests = 0        # requests handled: setup is the first, and only the first
+        self.confinement = Confinement(scratch, module_name)
+        self.codec = Codec(self.objects, self.confinement.report)
+        self.calls = Calls(self)
+        self.model = ModelOps(self)
+        self.instruments = Instruments(self)
+        self.handlers = self._handlers()
+
+    def _handlers(self):
+        """Each protocol.Op's handler, every op declared there once."""
+        op, calls, model, watch = protocol.Op, self.calls, self.model, self.instruments
+        return MappingProxyType({
+            op.SETUP: self.confinement.op_setup, op.IMPORT: self.op_import, op.SEED: self.op_seed,
+            op.FORGET: self.op_forget,
+            op.NEW: calls.op_new, op.CALL: calls.op_call, op.GETATTR: calls.op_getattr,
+            op.SETATTR: calls.op_setattr,
+            op.STATE_DICT: model.op_state_dict, op.PARAMETERS: model.op_parameters, op.LAYERS: model.op_layers,
+            op.PARAM_COUNT: model.op_param_count, op.SET_MODE: model.op_set_mode,
+            op.LOAD_WEIGHTS: model.op_load_weights,
+            op.FREEZE_ALTERNATE: watch.op_freeze_alternate, op.EVAL_LABELS: watch.op_eval_labels,
+            op.PROBE: watch.op_probe, op.PROBE_LOG: watch.op_probe_log, op.SPY: watch.op_spy,
+            op.SPY_LOG: watch.op_spy_log, op.RECORD_FIGURES: watch.op_record_figures,
+            op.RECORDED_FIGURES: watch.op_recorded_figures,
+        })
+
+    def target(self, request):
+        handle = request.get("target")
+        return self.module if handle in (None, "module") else self.objects[handle]
+
+    def module_of(self, request):
+        obj = self.target(request)
+        return getattr(obj, request["attr"]) if request.get("attr") else obj
+
+    def store(self, obj):
+        handle = f"h{len(self.objects)}"
+        self.objects[handle] = obj
+        return handle
+
+    def op_import(self, request):
+        import importlib
+        sys.path.insert(0, self.scratch)
+        os.chdir(self.scratch)
+        self.module = importlib.import_module(self.module_name)
+        return None
+
+    def op_seed(self, request):
+        import random
+        random.seed(request["seed"])
+        np.random.seed(request["seed"])
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(request["seed"])
+        return None
 
     def op_forget(self, request):
         """Between tests: drop every object the last test made, and give the memory back."""
         import gc
         self.objects.clear()
-        self.spies.clear()
+        self.instruments.spies.clear()
         gc.collect()
         try:
             import ctypes
@@ -483,9 +557,6 @@ class Worker:
         except Exception:  # noqa: BLE001 - not glibc (macOS, Windows, musl): nothing to trim
             pass
         return None
-
-    def op_spy_log(self, request):
-        return self.spies.get(f"{request.get('target')}.{request['method']}", [])
 
     def dispatch(self, request):
         """The handler of the request's op (protocol.Op), or a ProtocolError's text: an op or a field the
@@ -500,27 +571,27 @@ class Worker:
         extra = sorted(str(k)[:40] for k in request if k not in op.fields and k not in ("op", "id"))
         if extra:
             return None, f"op {op.value} takes no field {', '.join(extra)}"
-        return getattr(self, "op_" + op.value), None
+        return self.handlers[op], None
 
     def handle(self, request):
         op, refusal = self.dispatch(request)
         self.requests += 1
         if op is None:
             return {"ok": False, "id": request.get("id"), "error": protocol_error(refusal)}
-        self.changed = []
-        if self.guard is not None:
-            self.guard.kinds.clear()
+        self.calls.changed = []
+        if self.confinement.guard is not None:
+            self.confinement.guard.kinds.clear()
         try:
             reply = {"ok": True, "value": op(request)}
         except BaseException as exc:  # noqa: BLE001 - report every student failure as data
             reply = {"ok": False, "error": self.describe_error(exc)}
-        if self.changed:
-            reply["changed"] = self.changed
-        if self.guard is not None and self.guard.kinds:
-            reply["refused"] = list(self.guard.kinds)      # what the audit hook refused during this request
+        if self.calls.changed:
+            reply["changed"] = self.calls.changed
+        if self.confinement.guard is not None and self.confinement.guard.kinds:
+            reply["refused"] = list(self.confinement.guard.kinds)  # what the audit hook refused during this request
         reply["id"] = request.get("id")            # the grader matches every answer to its request
         try:
-            self.check_sentinels()
+            self.confinement.check_sentinels()
         except BaseException:  # noqa: BLE001 - a broken event channel must not break the reply
             pass
         return reply
