@@ -330,3 +330,45 @@ def test_the_kit_is_the_grader_modules_tests_need_and_ref_is_lazy():
     proc = subprocess.run([sys.executable, "-c", code], cwd=os.path.join(ROOT, "autograder"), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# Size limits of the grader's pieces (issue "one home for each fact"): a class does one job.
+MAX_METHODS, MAX_CLASS_LINES, MAX_FUNCTION_LINES = 12, 200, 60
+# Kept over a limit on purpose, with the reason.
+KEPT_LONG = {
+    "session.Handle": "a thin proxy: one one-line method per request a test can make of a student's object, "
+                      "so that every request a test writer has is in one place",
+}
+
+
+def oversized(source, module):
+    """["module.Class: n methods / m lines" or "module.function: m lines"] of the pieces over the limits."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        lines = (node.end_lineno - node.lineno + 1) if hasattr(node, "end_lineno") else 0
+        if isinstance(node, ast.ClassDef):
+            methods = sum(isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) for m in node.body)
+            if methods > MAX_METHODS or lines > MAX_CLASS_LINES:
+                found.append(f"{module}.{node.name}: {methods} methods / {lines} lines")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and lines > MAX_FUNCTION_LINES:
+            found.append(f"{module}.{node.name}: {lines} lines")
+    return found
+
+
+def test_no_grader_class_or_function_is_over_the_size_limits():
+    folder = os.path.join(ROOT, "autograder", "grader")
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                found += oversized(fh.read(), name[:-3])
+    assert [f for f in found if f.split(":")[0] not in KEPT_LONG] == [], \
+        f"over {MAX_METHODS} methods, {MAX_CLASS_LINES} lines a class or {MAX_FUNCTION_LINES} lines a function"
+    assert sorted(f.split(":")[0] for f in found) == sorted(KEPT_LONG), "KEPT_LONG names a piece now in the limits"
+
+
+def test_the_size_check_finds_a_long_function_and_a_class_of_many_methods():
+    many = "class C:\n" + "".join(f"    def m{i}(self):\n        pass\n" for i in range(13))
+    long = "def f():\n" + "    x = 1\n" * 60
+    assert oversized(many + long, "m") == ["m.C: 13 methods / 27 lines", "m.f: 61 lines"]
+    assert oversized("class D:\n    def m(self):\n        pass\n", "m") == []
