@@ -1,4 +1,4 @@
-"""Hidden tests of logistic.py: large margins, random sizes and a training run against the grader's own math."""
+"""Private tests (not shipped to students) of logistic.py: large margins, random sizes and a training run against the grader's own math."""
 import numpy as np
 import pytest
 
