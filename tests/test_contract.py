@@ -156,8 +156,8 @@ def test_the_tests_are_never_rewritten(tmp_path):
     contract.update_also(measured, str(path))
     after = tomllib.loads(path.read_text())["promise"]
     assert [p["tests"] for p in after] == [p["tests"] for p in promises]
-    assert path.read_text().count('tests = ["public/test_a.py::test_one",\n         "private/test_a_private.py::test_two"]'
-                                  '  # the promise\n') == 1
+    assert path.read_text().count('tests = ["public/test_a.py::test_one",\n'
+                                  '         "private/test_a_private.py::test_two"]  # the promise\n') == 1
     assert contract.mutant_problems(after, failed, table="t.toml") == [
         "t.toml: promise a.one (mutant m1): no longer fails any of its own tests (public/test_a.py::test_one, "
         "private/test_a_private.py::test_two); the tests are the promise and no update changes them: fix the test or "

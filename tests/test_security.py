@@ -467,7 +467,7 @@ def test_attack_fails(name, source, lookup, world_data, tmp_path):
         assert text not in student_text, f"a student-visible output holds {text!r}: {student_text[:3000]!r}"
     if spec.get("secret_check"):
         private_first = open(os.path.join(source, "autograder", "tests", "private",
-                                         "test_numpy_ann_private.py")).readline().strip()
+                                          "test_numpy_ann_private.py")).readline().strip()
         everything = json.dumps(result) + stdout + log
         assert SECRET not in everything and private_first not in everything
 

@@ -247,7 +247,8 @@ JUDGEMENT_KEYWORDS = ("rtol", "atol", "tol", "tolerance", "cutoff", "threshold")
 
 
 def grader_test_modules():
-    return sorted(os.path.join(folder, f) for folder in (os.path.join(TEST_DIR, "public"), os.path.join(TEST_DIR, "private"))
+    return sorted(os.path.join(folder, f)
+                  for folder in (os.path.join(TEST_DIR, "public"), os.path.join(TEST_DIR, "private"))
                   for f in os.listdir(folder) if f.startswith("test_") and f.endswith(".py"))
 
 
