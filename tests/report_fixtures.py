@@ -115,10 +115,10 @@ def result(files, thresholds, accuracy, failing=(), messages=None, flags=""):
                       "score": 4.0 if passed else 0.0, "status": "passed" if passed else "failed",
                       "output": f"{stem}: accuracy {acc:.4f}, threshold {thr:.2f}" + ("" if passed else
                                                                                     ": below the threshold"),
-                      "visibility": "visible", "tags": [stem, "hidden"],
+                      "visibility": "visible", "tags": [stem, "private"],
                       "extra_data": accuracy_extra(acc, thr, per_class)})
     tests.append({"name": REPORT_NAME, "number": "0.1", "max_score": 0.0, "score": 0.0,
                   "status": "failed" if flags else "passed", "output": flags or "Nothing to report.",
-                  "visibility": "hidden", "tags": ["general", "hidden"]})
+                  "visibility": "hidden", "tags": ["general", "private"]})
     return {"score": sum(t["score"] for t in tests), "execution_time": 10, "output": "", "tests": tests,
             "extra_data": {"grader_version": "1.0.0", "config_hash": "feedfacecafe0001"}}

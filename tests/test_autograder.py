@@ -63,7 +63,7 @@ def test_reference_gets_full_marks_through_make_grade(tmp_path):
     result = json.loads(out.read_text())
     assert results_mod.validate(result) == []
     kinds = {tuple(t["tags"][:2]) for t in graded_tests(result)}
-    assert kinds == {(stem, kind) for stem in GRADED for kind in ("public", "hidden")}     # the zip has every test
+    assert kinds == {(stem, kind) for stem in GRADED for kind in ("public", "private")}     # the zip has every test
     assert [t["name"] for t in result["tests"] if t["status"] != "passed"] == []
     assert result["score"] == sum(t["max_score"] for t in result["tests"]) > 0
     if not skip:
@@ -94,7 +94,7 @@ def test_results_carry_version_config_hash_and_visibility(tmp_path):
     result = grade(SOLUTION, tmp_path / "r.json", "--files", "numpy_ann", "-k", "relu")
     assert result["extra_data"]["grader_version"] and len(result["extra_data"]["config_hash"]) == 16
     kinds = {t["tags"][1]: t["visibility"] for t in graded_tests(result)}
-    assert kinds == {"public": "visible", "hidden": "after_published"}
+    assert kinds == {"public": "visible", "private": "after_published"}
     assert len({t["number"] for t in result["tests"]}) == len(result["tests"])
 
 
@@ -117,7 +117,7 @@ def test_zip_contents_match_golden_list(kind, built_zip):
     assert stems and shipped == [] and not [n for n in names if "second_assignment" in n
                                             or any(stem in n.lower() for stem in stems)]
     if kind == "handout":
-        assert not [n for n in names if "hidden" in n or "refmath" in n or n.startswith("solution")]
+        assert not [n for n in names if "private" in n or "hidden" in n or "refmath" in n or n.startswith("solution")]
         for n in ("numpy_ann.py", "pytorch_ann.py", "pytorch_cnn.py", "fashionmnist.py"):
             with open(os.path.join(HANDOUT, n), "rb") as fh:
                 assert zipfile.ZipFile(out).read(n) == fh.read()
@@ -149,7 +149,7 @@ def test_reference_gets_full_marks_from_the_unpacked_zip(tmp_path, built_zip):
     assert result["score"] == sum(t["max_score"] for t in result["tests"]) > 0, \
         [t["output"] for t in result["tests"] if t["status"] != "passed"]
     kinds = {tuple(t["tags"][:2]) for t in graded_tests(result)}
-    assert kinds == {(stem, kind) for stem in GRADED for kind in ("public", "hidden")}     # the zip has every test
+    assert kinds == {(stem, kind) for stem in GRADED for kind in ("public", "private")}     # the zip has every test
 
 
 BROKEN = {
@@ -213,29 +213,29 @@ def test_worker_runs_unprivileged_and_cannot_read_grader_files(tmp_path):
     probe = (
         "import os\n"
         "facts = {'uid': os.getuid()}\n"
-        "for key, path in (('hidden', %r), ('results', %r)):\n"
+        "for key, path in (('private', %r), ('results', %r)):\n"
         "    try:\n"
         "        open(path, 'a' if key == 'results' else 'r').close(); facts[key] = 'OPEN'\n"
         "    except OSError:\n"
         "        facts[key] = 'denied'\n"
         "raise RuntimeError(f'probe {facts}')\n"
-    ) % (os.path.join(ROOT, "autograder", "tests", "hidden", "test_numpy_ann_hidden.py"),
+    ) % (os.path.join(ROOT, "autograder", "tests", "private", "test_numpy_ann_private.py"),
          str(tmp_path / "out" / "results.json"))
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "numpy_ann.py").write_text(probe)
     os.makedirs(tmp_path / "out")
     os.chmod(tmp_path, 0o755)
-    hidden_dir = os.path.join(ROOT, "autograder", "tests", "hidden")
-    mode = os.stat(hidden_dir).st_mode
-    os.chmod(hidden_dir, 0o700)   # as in the Gradescope layout, where the grader locks its source
+    private_dir = os.path.join(ROOT, "autograder", "tests", "private")
+    mode = os.stat(private_dir).st_mode
+    os.chmod(private_dir, 0o700)   # as in the Gradescope layout, where the grader locks its source
     try:
         result = grade(sub, tmp_path / "out" / "results.json", "--files", "numpy_ann", "--tests", "public")
     finally:
-        os.chmod(hidden_dir, mode & 0o7777)
+        os.chmod(private_dir, mode & 0o7777)
     output = result["tests"][0]["output"]
     assert "probe" in output and "'uid': 0" not in output
-    assert "'hidden': 'denied'" in output and "'results': 'denied'" in output
+    assert "'private': 'denied'" in output and "'results': 'denied'" in output
 
 
 
@@ -338,7 +338,7 @@ def test_a_regrade_of_the_same_files_gives_the_same_numbers_and_a_changed_file_n
     (submission.content_seed): two gradings of the same files agree to the last prediction, and a file
     changed by one comment draws other noise (the per-class counts move; the verdict does not)."""
     sub = copy_reference(tmp_path / "sub")
-    args = ("--files", "fashionmnist", "--tests", "hidden", "-k", "test_accuracy_threshold")
+    args = ("--files", "fashionmnist", "--tests", "private", "-k", "test_accuracy_threshold")
 
     def counts(name):
         result = grade(sub, tmp_path / f"{name}.json", *args)

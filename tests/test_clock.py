@@ -132,24 +132,24 @@ def test_quick_tests_run_first_then_training_by_cost_and_numbers_follow_the_file
     from grader import plugin, record
     items = [
         FakeItem("test_numpy_ann.py", "shapes"),
-        FakeItem("test_numpy_ann_hidden.py", "accuracy", "hidden", training=True, cost=3.5),
-        FakeItem("test_numpy_ann_hidden.py", "backward", "hidden"),
+        FakeItem("test_numpy_ann_private.py", "accuracy", "private", training=True, cost=3.5),
+        FakeItem("test_numpy_ann_private.py", "backward", "private"),
         FakeItem("test_pytorch_cnn.py", "architecture"),
-        FakeItem("test_pytorch_cnn_hidden.py", "accuracy", "hidden", training=True, cost=53),
-        FakeItem("test_pytorch_cnn_hidden.py", "judgement", "hidden", training=True, cost=2),
-        FakeItem("test_fashionmnist_hidden.py", "accuracy", "hidden", training=True, cost=3.5),
+        FakeItem("test_pytorch_cnn_private.py", "accuracy", "private", training=True, cost=53),
+        FakeItem("test_pytorch_cnn_private.py", "judgement", "private", training=True, cost=2),
+        FakeItem("test_fashionmnist_private.py", "accuracy", "private", training=True, cost=3.5),
         FakeItem("test_fashionmnist.py", "predict", number="4.9"),
     ]
     order = [i.nodeid.split("/")[1] for i in plugin.run_order(items)]
-    assert order == ["test_numpy_ann.py::shapes", "test_numpy_ann_hidden.py::backward",
+    assert order == ["test_numpy_ann.py::shapes", "test_numpy_ann_private.py::backward",
                      "test_pytorch_cnn.py::architecture", "test_fashionmnist.py::predict",
-                     "test_pytorch_cnn_hidden.py::judgement", "test_numpy_ann_hidden.py::accuracy",
-                     "test_fashionmnist_hidden.py::accuracy", "test_pytorch_cnn_hidden.py::accuracy"]
-    assert plugin.run_order(list(reversed(items)))[-1].nodeid.endswith("test_pytorch_cnn_hidden.py::accuracy")
+                     "test_pytorch_cnn_private.py::judgement", "test_numpy_ann_private.py::accuracy",
+                     "test_fashionmnist_private.py::accuracy", "test_pytorch_cnn_private.py::accuracy"]
+    assert plugin.run_order(list(reversed(items)))[-1].nodeid.endswith("test_pytorch_cnn_private.py::accuracy")
     numbers = record.auto_numbers(items)        # by file, public first, as declared: never the run order
-    assert numbers == {"public/test_numpy_ann.py::shapes": "1.1", "hidden/test_numpy_ann_hidden.py::accuracy": "1.2",
-                       "hidden/test_numpy_ann_hidden.py::backward": "1.3",
+    assert numbers == {"public/test_numpy_ann.py::shapes": "1.1", "private/test_numpy_ann_private.py::accuracy": "1.2",
+                       "private/test_numpy_ann_private.py::backward": "1.3",
                        "public/test_pytorch_cnn.py::architecture": "3.1",
-                       "hidden/test_pytorch_cnn_hidden.py::accuracy": "3.2",
-                       "hidden/test_pytorch_cnn_hidden.py::judgement": "3.3",
-                       "hidden/test_fashionmnist_hidden.py::accuracy": "4.1"}
+                       "private/test_pytorch_cnn_private.py::accuracy": "3.2",
+                       "private/test_pytorch_cnn_private.py::judgement": "3.3",
+                       "private/test_fashionmnist_private.py::accuracy": "4.1"}

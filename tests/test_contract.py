@@ -76,7 +76,7 @@ id = "a.one"     # the first row
 function = "a.f"
 says = "words with ] and [ and # and also = [ inside"
 tests = ["public/test_a.py::test_one",
-         "hidden/test_a_hidden.py::test_two"]  # the promise
+         "private/test_a_private.py::test_two"]  # the promise
 also = ["public/test_a.py::test_x",
         "public/test_a.py::test_y"]
 mutant = "m1"
@@ -98,10 +98,10 @@ also = ["public/test_a.py::test_z"]  # measured
 mutant = "m3"
 '''
 # a.one's also changes, a.two gets one, a.three loses its own
-CHANGED = {"a.one": ["public/test_a.py::test_y", "public/test_a.py::test_w", "hidden/test_a_hidden.py::test_v"],
+CHANGED = {"a.one": ["public/test_a.py::test_y", "public/test_a.py::test_w", "private/test_a_private.py::test_v"],
            "a.two": ["public/test_a.py::test_u"], "a.three": []}
 REWRITTEN = SMALL.replace('''also = ["public/test_a.py::test_x",
-        "public/test_a.py::test_y"]''', '''also = ["hidden/test_a_hidden.py::test_v",
+        "public/test_a.py::test_y"]''', '''also = ["private/test_a_private.py::test_v",
         "public/test_a.py::test_w",
         "public/test_a.py::test_y"]''').replace('''tests = ["public/test_a.py::test_three"]
 ''', '''tests = ["public/test_a.py::test_three"]
@@ -156,23 +156,23 @@ def test_the_tests_are_never_rewritten(tmp_path):
     contract.update_also(measured, str(path))
     after = tomllib.loads(path.read_text())["promise"]
     assert [p["tests"] for p in after] == [p["tests"] for p in promises]
-    assert path.read_text().count('tests = ["public/test_a.py::test_one",\n         "hidden/test_a_hidden.py::test_two"]'
-                                  '  # the promise\n') == 1
+    assert path.read_text().count('tests = ["public/test_a.py::test_one",\n'
+                                  '         "private/test_a_private.py::test_two"]  # the promise\n') == 1
     assert contract.mutant_problems(after, failed, table="t.toml") == [
         "t.toml: promise a.one (mutant m1): no longer fails any of its own tests (public/test_a.py::test_one, "
-        "hidden/test_a_hidden.py::test_two); the tests are the promise and no update changes them: fix the test or "
+        "private/test_a_private.py::test_two); the tests are the promise and no update changes them: fix the test or "
         "the mutant (tests/mutants/mutants.toml)"]
     # one own test of two: not an error, a note
     one_of_two = dict(failed, m1={"public/test_a.py::test_one", "public/test_a.py::test_x", "public/test_a.py::test_w"})
     assert contract.mutant_problems(after, one_of_two) == []
     assert contract.mutant_notes(after, one_of_two, table="t.toml") == [
-        "t.toml: promise a.one: its mutant m1 passes hidden/test_a_hidden.py::test_two, of its own tests (another "
+        "t.toml: promise a.one: its mutant m1 passes private/test_a_private.py::test_two, of its own tests (another "
         "of them catches it)"]
 
 
 def test_a_different_measurement_names_the_row_the_tests_and_the_update(tmp_path):
     promises = tomllib.loads(SMALL)["promise"]
-    failed = {"m1": {"public/test_a.py::test_one", "hidden/test_a_hidden.py::test_two", "public/test_a.py::test_x",
+    failed = {"m1": {"public/test_a.py::test_one", "private/test_a_private.py::test_two", "public/test_a.py::test_x",
                      "public/test_a.py::test_w"}, "m3": {"public/test_a.py::test_four", "public/test_a.py::test_z"}}
     assert contract.mutant_problems(promises, failed, {"m3": ["a renamed test"]}, table="t.toml") == [
         "t.toml: promise a.one (mutant m1): also fails public/test_a.py::test_w, in neither its tests nor its also; "
@@ -193,7 +193,7 @@ def test_sometimes_is_allowed_either_way_and_never_moved_into_also(tmp_path):
                          'tests = ["public/test_a.py::test_three"]\n'
                          'sometimes = ["public/test_a.py::test_near"]  # near its threshold\n')
     promises = tomllib.loads(text)["promise"]
-    fails = {"m1": {"public/test_a.py::test_one", "hidden/test_a_hidden.py::test_two", "public/test_a.py::test_x",
+    fails = {"m1": {"public/test_a.py::test_one", "private/test_a_private.py::test_two", "public/test_a.py::test_x",
                     "public/test_a.py::test_y"},
              "m2": {"public/test_a.py::test_three", "public/test_a.py::test_near"},
              "m3": {"public/test_a.py::test_four", "public/test_a.py::test_z"}}

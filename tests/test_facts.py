@@ -121,7 +121,7 @@ def test_the_documented_totals_are_the_points_of_the_tests():
     totals = points_mod.totals(points_mod.collect())
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         said = re.findall(r"([0-9.]+) points in all", fh.read())
-    assert said == [f"{totals['all']['public'] + totals['all']['hidden']:g}"]
+    assert said == [f"{totals['all']['public'] + totals['all']['private']:g}"]
     with open(os.path.join(ROOT, "tools", "student_README.md"), encoding="utf-8") as fh:
         said = re.findall(r"(\d+) passed — ([0-9.]+)/([0-9.]+) points", fh.read())
     public = f"{totals['all']['public']:g}"
@@ -129,19 +129,19 @@ def test_the_documented_totals_are_the_points_of_the_tests():
 
 
 def test_points_are_counted_from_the_markers_per_parameter(tmp_path):
-    """Default 1, a weight marker, a parametrized test once per parameter, public and hidden apart."""
+    """Default 1, a weight marker, a parametrized test once per parameter, public and private apart."""
     (tmp_path / "public").mkdir()
-    (tmp_path / "hidden").mkdir()
+    (tmp_path / "private").mkdir()
     (tmp_path / "public" / "test_numpy_ann.py").write_text(
         "import pytest\n\ndef test_a():\n    pass\n\n@pytest.mark.weight(2.5)\ndef test_b():\n    pass\n")
-    (tmp_path / "hidden" / "test_numpy_ann_hidden.py").write_text(
+    (tmp_path / "private" / "test_numpy_ann_private.py").write_text(
         "import pytest\n\n@pytest.mark.weight(0.5)\n@pytest.mark.parametrize('x', [1, 2, 3])\n"
         "def test_c(x):\n    pass\n\n@pytest.mark.file('fashionmnist')\ndef test_d():\n    pass\n")
     totals = points_mod.totals(points_mod.collect(str(tmp_path)))
     assert totals == {
-        "numpy_ann": {"public": 3.5, "hidden": 1.5, "public_tests": 2, "hidden_tests": 3, "tests": 5},
-        "fashionmnist": {"public": 0, "hidden": 1.0, "public_tests": 0, "hidden_tests": 1, "tests": 1},
-        "all": {"public": 3.5, "hidden": 2.5, "public_tests": 2, "hidden_tests": 4, "tests": 6}}
+        "numpy_ann": {"public": 3.5, "private": 1.5, "public_tests": 2, "private_tests": 3, "tests": 5},
+        "fashionmnist": {"public": 0, "private": 1.0, "public_tests": 0, "private_tests": 1, "tests": 1},
+        "all": {"public": 3.5, "private": 2.5, "public_tests": 2, "private_tests": 4, "tests": 6}}
 
 
 def test_make_config_prints_each_setting_its_default_and_the_points(capsys):
@@ -161,7 +161,7 @@ def test_make_config_prints_each_setting_its_default_and_the_points(capsys):
                 "none" if key.default is None else repr(key.default)
             assert f"default {default}" in line, line
     totals = points_mod.totals(points_mod.collect())["all"]
-    assert re.search(rf"^  all +{totals['public'] + totals['hidden']:g} points in {totals['tests']} tests", out,
+    assert re.search(rf"^  all +{totals['public'] + totals['private']:g} points in {totals['tests']} tests", out,
                      re.M), out[-600:]
 
 

@@ -101,7 +101,7 @@ def test_fashionmnist_accuracy_test_reports_the_confusions_of_the_predictions_it
     assert marker in source
     (sub / "fashionmnist.py").write_text(source.replace(
         marker, "    return (torch.arange(X.shape[0]) * 7 + 3) % 10\n" + marker, 1))
-    result = grade(sub, tmp_path / "r.json", "--files", "fashionmnist", "--tests", "hidden",
+    result = grade(sub, tmp_path / "r.json", "--files", "fashionmnist", "--tests", "private",
                    "-k", "test_accuracy_threshold")
     test = accuracy_test(result, "fashionmnist")
     config = config_mod.load()
@@ -119,7 +119,7 @@ def test_numpy_accuracy_test_shows_the_table_without_asking_the_student_anything
     sub = copy_reference(tmp_path / "sub")
     runs = {}
     for per_class in ("true", "false"):
-        result = grade(sub, tmp_path / f"{per_class}.json", "--files", "numpy_ann", "--tests", "hidden",
+        result = grade(sub, tmp_path / f"{per_class}.json", "--files", "numpy_ann", "--tests", "private",
                        "-k", "test_accuracy_threshold", "--set", "budget.numpy_ann.train_images=20000",
                        "--set", f"feedback.per_class={per_class}")
         runs[per_class] = accuracy_test(result, "numpy_ann")
@@ -146,7 +146,7 @@ def test_grade_all_adds_per_class_columns_and_names_the_cohorts_worst_class(tmp_
         pooled += [correct, total]
         results[sid] = {"score": 4.0, "tests": [
             {"name": "NumpyANN reaches the accuracy threshold", "number": "1.12", "score": 4.0, "max_score": 4.0,
-             "status": "passed", "output": "", "tags": ["numpy_ann", "hidden"],
+             "status": "passed", "output": "", "tags": ["numpy_ann", "private"],
              "extra_data": {"class_correct": correct.tolist(), "class_total": total.tolist()}}]}
         rows.append({"id": sid, "names": [sid], "emails": [f"{sid}@x"], "status": "graded", "wall": 1.0})
     csv_path, summary = grade_all.write_reports(str(tmp_path), "t", rows, results)
@@ -172,10 +172,10 @@ def test_grade_all_adds_per_class_columns_and_names_the_cohorts_worst_class(tmp_
 def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
     """Each of the three figures fashionmnist.py hands in: the message names the file and what it must show."""
     spec = importlib.util.spec_from_file_location(
-        "fm_hidden", os.path.join(ROOT, "autograder", "tests", "hidden", "test_fashionmnist_hidden.py"))
-    hidden = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hidden)
-    assert set(hidden.FIGURES) == {"fmnist_training_loss.png", "fmnist_misclassified.png", "fmnist_correct.png"}
+        "fm_private", os.path.join(ROOT, "autograder", "tests", "private", "test_fashionmnist_private.py"))
+    private = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(private)
+    assert set(private.FIGURES) == {"fmnist_training_loss.png", "fmnist_misclassified.png", "fmnist_correct.png"}
     good = tmp_path / "good.png"
     import matplotlib
     matplotlib.use("Agg")
@@ -187,7 +187,7 @@ def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
     cases = {"missing": (None, "was not found: upload it"), "not a png": (b"GIF89a" + data[6:], "cannot be read as a PNG"),
              "cut short": (data[: len(data) // 2], "is an incomplete PNG image")}
     limits = config_mod.load()["size_limits"]
-    for name, shows in hidden.FIGURES.items():
+    for name, shows in private.FIGURES.items():
         assert checks.check_png(str(good), name, limits, shows) == (100, 100)
         for content, says in cases.values():
             path = None
@@ -197,7 +197,7 @@ def test_figure_messages_say_which_figure_is_missing_or_unreadable(tmp_path):
             with pytest.raises(checks.GradeFailure) as info:
                 checks.check_png(str(path) if path else None, name, limits, shows, missing="upload it")
             assert str(info.value).startswith(f"{name} ({shows})") and says in str(info.value)
-    assert "predicted and true class names" in hidden.FIGURES["fmnist_misclassified.png"]
+    assert "predicted and true class names" in private.FIGURES["fmnist_misclassified.png"]
 
 
 def test_markdown_output_cannot_be_shaped_by_the_students_text():

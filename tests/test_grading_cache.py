@@ -52,12 +52,12 @@ def test_the_key_changes_with_everything_a_grading_depends_on_and_nothing_else(t
     (ag / "contract.toml").write_text("# edited\n")
     (ag / "README.md").write_text("edited\n")
     assert changed() == set()
-    # one file's hidden tests: only that file's gradings
-    (ag / "tests" / "hidden" / "test_pytorch_cnn_hidden.py").open("a").write("\n# one more test\n")
+    # one file's private tests: only that file's gradings
+    (ag / "tests" / "private" / "test_pytorch_cnn_private.py").open("a").write("\n# one more test\n")
     assert changed() == {"pytorch_cnn"}
     base = keys(ag, sub)
     # a further test module of one file (the grader runs every test_<stem>*.py for it): only that file's
-    (ag / "tests" / "hidden" / "test_pytorch_cnn_extra.py").write_text("def test_more():\n    pass\n")
+    (ag / "tests" / "private" / "test_pytorch_cnn_extra.py").write_text("def test_more():\n    pass\n")
     assert changed() == {"pytorch_cnn"}
     base = keys(ag, sub)
     # a seeded grader bug (a comparison turned round in checks.py): every grading

@@ -2,7 +2,7 @@
 
 tests/second_assignment/ is a small assignment of its own, one function of a neighbouring homework: its
 table (assignment.toml), config.toml, contract.toml, seeded bugs (mutants.toml), the reference
-(solution/), the stub generated from it (handout/) and a public and a hidden test module written with
+(solution/), the stub generated from it (handout/) and a public and a private test module written with
 grader.kit.  The course's grader grades it through its usual command line, told only the folder
 (``--assignment``); no file of the grader, its config or its tests names it, and the course's zips hold
 none of it.
@@ -70,7 +70,7 @@ def test_the_reference_gets_full_marks_on_every_test(tmp_path):
     graded, result = grade(submission(tmp_path, "reference", os.path.join(SECOND, "solution")),
                            tmp_path / "reference.json")
     assert {id_of(t) for t in graded} == set(TESTS)                     # every test of its folder ran
-    assert {tuple(t["tags"]) for t in graded} == {(s, k) for s in STEMS for k in ("public", "hidden")}
+    assert {tuple(t["tags"]) for t in graded} == {(s, k) for s in STEMS for k in ("public", "private")}
     assert [(t["name"], t["output"]) for t in graded if t["status"] != "passed"] == []
     assert result["score"] == sum(t["max_score"] for t in graded) >= len(TESTS)
     with open(os.path.join(SECOND, "config.toml"), "rb") as fh:
@@ -120,7 +120,7 @@ def test_the_contract_the_stub_and_the_tests_agree():
     proc = subprocess.run([PYTHON, os.path.join(ROOT, "tools", "make_handout.py"), "--assignment", SECOND, "--check"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for kind in ("public", "hidden"):
+    for kind in ("public", "private"):
         modules = sorted(os.listdir(os.path.join(SECOND, "tests", kind)))
         assert [m for m in modules if m.endswith(".py")], kind
         for name in modules:

@@ -23,7 +23,7 @@ For each attack:
 - no task (thread) of any uid the run used is alive afterwards: every
   /proc/<pid>/task/<tid> is looked at, so a zombie leader whose other threads
   still run counts as alive;
-- ``visible_absent``: strings no student-visible output may hold (what a hidden test's calls received);
+- ``visible_absent``: strings no student-visible output may hold (what a private test's calls received);
 - ``scratch_gone``: every folder the attack logged as ``scratch: <path>`` is
   gone after the grader (its cleanup finished); ``outside``: a folder the
   attack may point links at (__OUTSIDE__) and the autograder source are intact.
@@ -466,10 +466,10 @@ def test_attack_fails(name, source, lookup, world_data, tmp_path):
     for text in spec.get("visible_absent", []):
         assert text not in student_text, f"a student-visible output holds {text!r}: {student_text[:3000]!r}"
     if spec.get("secret_check"):
-        hidden_first = open(os.path.join(source, "autograder", "tests", "hidden",
-                                         "test_numpy_ann_hidden.py")).readline().strip()
+        private_first = open(os.path.join(source, "autograder", "tests", "private",
+                                          "test_numpy_ann_private.py")).readline().strip()
         everything = json.dumps(result) + stdout + log
-        assert SECRET not in everything and hidden_first not in everything
+        assert SECRET not in everything and private_first not in everything
 
 
 KERNEL_ONLY = [a for a in ATTACKS if load(a).get("kernel_only")]

@@ -220,8 +220,8 @@ def write_config(tmp_path, edit):
     (lambda t: t.replace("cpu_seconds = 1800", ""), "limits.cpu_seconds is missing"),
     (lambda t: t.replace("schedule = [[3, 0.1], [1, 0.03], [1, 0.01]]", "schedule = [[3, 0.1], [1]]"),
      "budget.pytorch_ann.schedule must be a list of [epochs, learning rate] pairs"),
-    (lambda t: t + '\n[grading]\nhidden_visibility = "later"\n',
-     "grading.hidden_visibility must be a string (visible, hidden, after_due_date, after_published)"),
+    (lambda t: t + '\n[grading]\nprivate_visibility = "later"\n',
+     "grading.private_visibility must be a string (visible, hidden, after_due_date, after_published)"),
 ])
 def test_a_wrong_setting_is_named_with_the_closest_valid_one(tmp_path, edit, says):
     with pytest.raises(config_mod.ConfigError) as info:
@@ -247,7 +247,8 @@ JUDGEMENT_KEYWORDS = ("rtol", "atol", "tol", "tolerance", "cutoff", "threshold")
 
 
 def grader_test_modules():
-    return sorted(os.path.join(folder, f) for folder in (os.path.join(TEST_DIR, "public"), os.path.join(TEST_DIR, "hidden"))
+    return sorted(os.path.join(folder, f)
+                  for folder in (os.path.join(TEST_DIR, "public"), os.path.join(TEST_DIR, "private"))
                   for f in os.listdir(folder) if f.startswith("test_") and f.endswith(".py"))
 
 

@@ -93,7 +93,7 @@ CALLED = {"numpy_ann": "train", "pytorch_ann": "train", "pytorch_cnn": "train", 
 def training_tests(stem):
     """{test function: first docstring line} of the file's tests marked @pytest.mark.training."""
     found = {}
-    for kind in ("public", "hidden"):
+    for kind in ("public", "private"):
         folder = os.path.join(ROOT, "autograder", "tests", kind)
         for filename in sorted(os.listdir(folder)):
             if not (filename.startswith(f"test_{stem}") and filename.endswith(".py")):
@@ -117,7 +117,7 @@ def test_training_tests_never_call_the_untrained_functions(stem, tmp_path):
     tests = training_tests(stem)
     assert tests, f"no training tests found for {stem}"
     overrides = (*TINY[stem], f"thresholds.{stem}=0")
-    select = ("--tests", "hidden", "-k", " or ".join(tests))
+    select = ("--tests", "private", "-k", " or ".join(tests))
     with open(os.path.join(ROOT, "solution", f"{stem}.py"), encoding="utf-8") as fh:
         reference = fh.read()
     raising = 'raise AssertionError("a training test called a function listed in variants.UNTRAINED")'

@@ -17,7 +17,7 @@ GRADER_DIR = os.path.join(ROOT, "autograder", "grader")
 sys.path.insert(0, os.path.dirname(GRADER_DIR))
 from grader.assignment import HANDOUT_FILES, UTILS  # noqa: E402
 
-# the grader's own computations for the hidden tests stay out of the students' zip
+# the grader's own computations for the private tests stay out of the students' zip
 NOT_IN_HANDOUT = ("refmath.py",)
 
 
@@ -53,9 +53,9 @@ def autograder_entries():
     entries += [(f"autograder/{f}", f"autograder/{f}", 0o644) for f in ("config.toml", "pytest.ini")]
     entries += [(f"autograder/grader/{m}", f"autograder/grader/{m}", 0o644) for m in grader_modules("autograder")]
     entries += [(p, p, 0o644) for p in _public_tests()]
-    hidden = os.path.join(ROOT, "autograder", "tests", "hidden")
-    entries += [(f"autograder/tests/hidden/{f}", f"autograder/tests/hidden/{f}", 0o644)
-                for f in sorted(os.listdir(hidden)) if f.endswith(".py")]
+    private = os.path.join(ROOT, "autograder", "tests", "private")     # only in the grader's zip
+    entries += [(f"autograder/tests/private/{f}", f"autograder/tests/private/{f}", 0o644)
+                for f in sorted(os.listdir(private)) if f.endswith(".py")]
     entries.append((f"handout/{UTILS}", f"handout/{UTILS}", 0o644))
     import utils
     for stem, path in sorted(utils.find_fashion_mnist(allow_download=False).items()):

@@ -65,7 +65,7 @@ def student_functions(folder):
 
 
 def test_functions(folder=None):
-    """{"<public|hidden>/<file>::<function>": first docstring line} of every grader test
+    """{"<public|private>/<file>::<function>": first docstring line} of every grader test
     (grader.discovery, the grader's own listing; ``folder``: another assignment's tests/)."""
     return {f"{m.kind}/{m.name}::{name}": line for m in discovery.test_modules(folder=folder)
             for name, line in m.tests.items()}
@@ -370,7 +370,7 @@ def mutant_notes(promises, failed, table=os.path.relpath(TABLE, ROOT)):
 def markdown(promises):
     rows = ["| promise | function | the docstring says | checked by | mutant |", "|---|---|---|---|---|"]
     for p in promises:
-        checked = "<br>".join(t.split("::")[1] + (" (hidden)" if t.startswith("hidden/") else "") for t in p["tests"])
+        checked = "<br>".join(t.split("::")[1] + (" (private)" if t.startswith("private/") else "") for t in p["tests"])
         says = p["says"].replace("|", "\\|")
         rows.append(f"| `{p['id']}` | `{p['function']}` | {says} | {checked} | `{p['mutant']}` |")
     return "\n".join(rows)

@@ -44,7 +44,7 @@ def run(folder, files, seed, threads):
     tests = variants.grade(folder, ",".join(files), [f"budget.{stem}.seed={seed}" for stem in SEEDED if stem in files],
                            threads, extra=("-k", "accuracy_threshold"), tag=f"results-{seed}")
     return {t["tags"][0]: margin(t) for t in tests
-            if t["tags"][1] == "hidden" and t["max_score"] > 0}     # not the 0-point instructor report
+            if t["tags"][1] == "private" and t["max_score"] > 0}    # not the 0-point instructor report
 
 
 def main(argv=None):

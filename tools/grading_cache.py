@@ -12,7 +12,7 @@ when its key is unchanged.  The key is a SHA-256 over:
   config file in force (the --config one, else config.toml), and the --set overrides;
 - the test files of the graded files only (``test_<stem>*.py``, grader.discovery.stem_of),
   plus every file under tests/ that belongs to no graded file (fixtures, helpers): editing
-  one file's hidden tests regrades only that file's variants;
+  one file's private tests regrades only that file's variants;
 - every file of the submission folder (path and bytes);
 - the grader's arguments (without the submission and results paths);
 - the NNAG_* and FMNIST_DIR environment (but the cache's own variables), the Python that
@@ -74,7 +74,7 @@ def _files(top):
 
 def _stem_of_test(name):
     """The graded file whose grading runs test module ``name``, by the grader's own rule
-    (grader.discovery: ``test_numpy_ann_hidden.py`` -> ``numpy_ann``); None for any other file."""
+    (grader.discovery: ``test_numpy_ann_private.py`` -> ``numpy_ann``); None for any other file."""
     return stem_of(name) if name.startswith("test_") and name.endswith(".py") else None
 
 

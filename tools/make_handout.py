@@ -62,7 +62,7 @@ def facts(root=ROOT):
            for stem, value in config["thresholds"].items()}
     points = points_mod.totals(points_mod.collect())["all"]
     out.update(public_tests=str(points["public_tests"]), public_points=f"{points['public']:g}",
-               total_points=f"{points['public'] + points['hidden']:g}")
+               total_points=f"{points['public'] + points['private']:g}")
     return out
 
 

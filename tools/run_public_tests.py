@@ -10,8 +10,8 @@ For each failing test it prints the test's name and the same message Gradescope
 shows (expected against got, and a hint), then one summary line.  The full
 results are written to public_results.json.  Exit code 0 when every test that
 ran passed, 1 otherwise.  These are exactly the public tests Gradescope runs;
-the hidden tests (and the accuracy tests, which train on all of Fashion-MNIST)
-run only on Gradescope.
+the private tests (not in this handout; among them the accuracy tests, which train
+on all of Fashion-MNIST) run only on Gradescope.
 """
 import argparse
 import json

@@ -24,6 +24,8 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 REQUIRED = object()
 WEIGHTS_MOVED = ("a test's points are its @pytest.mark.weight(n) marker in autograder/tests/ (make config adds "
                  "them up); remove the table and put each number in its test's marker")
+# settings that were renamed: {old dotted name: new one} (the old name is an error that names the new)
+RENAMED = MappingProxyType({"grading.hidden_visibility": "grading.private_visibility"})  # the private tests' old name
 
 
 class ConfigError(ValueError):
@@ -57,8 +59,8 @@ def _tolerance(description, rtol, atol):
 
 SECTIONS = {
     "grading": {
-        "hidden_visibility": Key("str", "after_published", "visibility of tests in tests/hidden/ unless a test "
-                                 "says otherwise", choices=VISIBILITIES),
+        "private_visibility": Key("str", "after_published", "visibility of tests in tests/private/ (not shipped to "
+                                  "students) unless a test says otherwise", choices=VISIBILITIES),
         "public_visibility": Key("str", "visible", "visibility of tests in tests/public/", choices=VISIBILITIES),
         "worker_uid_base": _count("first uid of the worker slots (root only): slot n owns worker_uid_base + n * "
                                   "uids_per_slot + k, file k runs as the k-th; none may have an account", 64000),
@@ -255,6 +257,8 @@ def check(config, path):
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{dotted}] must be a table")
         for name in table:
+            if name not in keys and f"{dotted}.{name}" in RENAMED:
+                raise ConfigError(f"{path}: unknown setting {dotted}.{name}; it is now {RENAMED[f'{dotted}.{name}']}")
             if name not in keys:
                 raise ConfigError(f"{path}: unknown setting {dotted}.{name}"
                                   + _closest(f"{dotted}.{name}", [f"{dotted}.{k}" for k in keys]))

@@ -5,7 +5,7 @@ and the test functions in each.
 The files are read, never imported.  Everything that needs the list of tests asks
 ``test_modules``: the grading run (which modules pytest runs), config.toml's ``[weights]`` check
 (which keys name a test) and tools/contract.py (which tests a promise may name).  A test module is
-``tests/<public|hidden>/test_<file stem>*.py``; a test is one of its top-level functions named
+``tests/<public|private>/test_<file stem>*.py``; a test is one of its top-level functions named
 ``test_*`` (pytest's own rule for this package: autograder/pytest.ini).
 """
 import ast
@@ -15,11 +15,12 @@ from typing import NamedTuple
 from . import assignment
 
 TESTS_DIR = os.path.join(assignment.FOLDER, "tests")      # the course's: autograder/tests/
-KINDS = ("public", "hidden")          # tests/public/ ships to students, tests/hidden/ does not
+KINDS = ("public", "private")         # tests/public/ ships to students, tests/private/ does not (whether
+#                                       Gradescope shows a test's result is its visibility, not its folder)
 
 
 class Module(NamedTuple):
-    kind: str           # "public" or "hidden"
+    kind: str           # "public" or "private"
     name: str           # its file name, test_<file stem>...py
     path: str
     stem: str           # the graded file it tests (assignment.STEMS), or None
@@ -42,7 +43,7 @@ def _tests_of(path):
 
 def test_modules(kinds=KINDS, folder=None):
     """Every test module of ``folder`` (the assignment's tests/ by default) in ``kinds``' subfolders, in that
-    order and by file name; a missing subfolder (handout.zip has no hidden/) holds none."""
+    order and by file name; a missing subfolder (handout.zip has no private/) holds none."""
     folder = TESTS_DIR if folder is None else folder
     found = []
     for kind in kinds:

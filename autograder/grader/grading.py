@@ -10,7 +10,7 @@ open (protected_paths), each worker's memory (worker_memory), the clock (make_cl
 in module globals: a second run in the same process starts from nothing.
 
 A TA adds a test by writing one function in autograder/tests/public/ or
-autograder/tests/hidden/, in the module of the file it grades (``test_<file stem>*.py``),
+autograder/tests/private/, in the module of the file it grades (``test_<file stem>*.py``),
 optionally with markers:
 
     @pytest.mark.weight(2)               points (default 1); the one home of a test's points: make config adds
@@ -235,7 +235,7 @@ class GradingRun:
 
     def run_tests(self):
         o = self.options
-        kinds = ("public", "hidden") if o.tests == "all" else (o.tests,)
+        kinds = ("public", "private") if o.tests == "all" else (o.tests,)
         paths = test_files(self.files, kinds)
         # quiet (the students' runner, the self-tests): no pytest progress line at all
         terminal = ["-p", "no:terminal"] if o.quiet else ["-qq", "--no-header", "--tb=no", "-rN"]

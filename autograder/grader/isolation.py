@@ -290,7 +290,7 @@ class Isolation:
     def refresh(self, stem):
         """Fresh folders for the next worker of ``stem`` (called before every start but the first): a new
         copy of the uploads in a new scratch folder and a new home, so nothing an earlier worker wrote (what
-        a hidden test's calls received, say) reaches a later one, whose test may be visible.  The old
+        a private test's calls received, say) reaches a later one, whose test may be visible.  The old
         folders are removed (the worker and its uid's processes are gone by then); returns [problems]."""
         old = self.own_folders(stem)
         self.generation += 1

@@ -12,7 +12,7 @@ What a test needs, named for what it means:
   ``flat_images`` (N x 784 in [0, 1], the ANNs), ``image_batch`` (a float32 tensor N x 1 x 28 x 28 in
   [0, 1], the CNN and fashionmnist), ``targets`` (one-hot rows), ``tensor`` (any array as a float32
   tensor).  Labels stay plain integer arrays.
-* **The grader's own math**: ``ref`` (``grader.refmath``), for hidden tests only: it is not in the
+* **The grader's own math**: ``ref`` (``grader.refmath``), for private tests only: it is not in the
   students' handout, and a public test that names it fails test_structure.
 * **The checks**: ``assert_close``, ``as_array``, ``as_labels``, ``fail`` and the ``check_*`` helpers
   (``grader.checks``); each failure message names the function, the input and a hint.

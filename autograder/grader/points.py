@@ -18,15 +18,15 @@ import pytest
 from . import assignment
 from .config import GRADER_DIR, TESTS_DIR
 from .plugin import MARKERS
-from .record import is_hidden, points_of, stem_of_test
+from .record import is_private, points_of, stem_of_test
 
-KINDS = ("public", "hidden")
+KINDS = ("public", "private")
 
 
 class Test(NamedTuple):
     nodeid: str
     stem: str       # the graded file it belongs to
-    kind: str       # "public" or "hidden"
+    kind: str       # "public" or "private"
     points: float
 
 
@@ -45,12 +45,12 @@ class _Collector:
             self.errors.append(f"{report.nodeid}: {report.longreprtext.strip().splitlines()[-1:]}")
 
     def pytest_collection_finish(self, session):
-        self.tests = [Test(i.nodeid, stem_of_test(i), "hidden" if is_hidden(i) else "public", float(points_of(i)))
+        self.tests = [Test(i.nodeid, stem_of_test(i), "private" if is_private(i) else "public", float(points_of(i)))
                       for i in session.items]
 
 
 def collect(tests_dir=None):
-    """Every test of <tests_dir>/public and /hidden (default the assignment's tests/) as a Test, in the order
+    """Every test of <tests_dir>/public and /private (default the assignment's tests/) as a Test, in the order
     pytest collects them.  Collected in a fresh interpreter, so that the caller's imported modules and the
     test modules never meet."""
     proc = subprocess.run([sys.executable, "-m", "grader.points", tests_dir or TESTS_DIR], cwd=GRADER_DIR,
@@ -73,7 +73,7 @@ def _collect_here(tests_dir):
 
 
 def totals(tests):
-    """{file stem: {"public": points, "hidden": points, "public_tests": count, "hidden_tests": count,
+    """{file stem: {"public": points, "private": points, "public_tests": count, "private_tests": count,
     "tests": count}} in the assignment's order, and the whole under "all"."""
     stems = [s for s in assignment.STEMS if any(t.stem == s for t in tests)]
     stems += sorted({t.stem for t in tests} - set(stems))
@@ -89,8 +89,8 @@ def describe(tests):
     """The points table ``python -m grader.config`` prints."""
     lines = ["[points]   counted from the tests' @pytest.mark.weight markers (default 1)"]
     for stem, t in totals(tests).items():
-        lines.append(f"  {stem:<14} {t['public'] + t['hidden']:>5g} points in {t['tests']:>2} tests "
-                     f"(public {t['public']:g}, hidden {t['hidden']:g})")
+        lines.append(f"  {stem:<14} {t['public'] + t['private']:>5g} points in {t['tests']:>2} tests "
+                     f"(public {t['public']:g}, private {t['private']:g})")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 ``Record`` keeps what happened, test by test, in the order the tests ran; the numbers are fixed
 when the tests are collected (auto_numbers), whatever order they then run in.  What a test's
-markers and place say (its file, points, number, visibility, public or hidden) is read here, once,
+markers and place say (its file, points, number, visibility, public or private) is read here, once,
 when its record is made.  The instructor report gathers what the run noted: the uploads that were
 never loaded, each file's events (session.StudentFile.event), the tests' own notes
 (Feedback.instructor), the clean-up's problems and the time each file used.
@@ -36,8 +36,9 @@ def stem_of_test(item):
     return next((s for s in assignment.STEMS if module.startswith(f"test_{s}")), "general")
 
 
-def is_hidden(item):
-    return os.sep + "hidden" + os.sep in str(item.fspath)
+def is_private(item):
+    """A test of tests/private/ (not shipped to students; whether Gradescope shows it is its visibility)."""
+    return os.path.basename(os.path.dirname(str(item.fspath))) == "private"
 
 
 def file_order(stem):
@@ -46,11 +47,11 @@ def file_order(stem):
 
 
 def auto_numbers(items):
-    """{nodeid: "<file>.<n>"} for the tests without a number marker: by file, public before hidden, in the
+    """{nodeid: "<file>.<n>"} for the tests without a number marker: by file, public before private, in the
     order the modules declare them (not the run order, so the numbers never depend on it)."""
     numbers, counters = {}, {}
     declared = {id(item): i for i, item in enumerate(items)}
-    for item in sorted(items, key=lambda i: (file_order(stem_of_test(i)), is_hidden(i), declared[id(i)])):
+    for item in sorted(items, key=lambda i: (file_order(stem_of_test(i)), is_private(i), declared[id(i)])):
         if marker_arg(item, "number", None) is None:
             major = file_order(stem_of_test(item))
             counters[major] = counters.get(major, 0) + 1
@@ -101,9 +102,9 @@ class Record:
         return self.records.get(item.nodeid) or self.new_record(item)
 
     def new_record(self, item):
-        hidden = is_hidden(item)
+        private = is_private(item)
         grading = self.config["grading"]
-        default_vis = grading["hidden_visibility"] if hidden else grading["public_visibility"]
+        default_vis = grading["private_visibility"] if private else grading["public_visibility"]
         weight = points_of(item)
         doc = (item.function.__doc__ or "").strip().splitlines()
         rec = self.records[item.nodeid] = {
@@ -111,11 +112,11 @@ class Record:
             "name": doc[0] if doc else item.name.replace("_", " "),
             "number": marker_arg(item, "number", None) or self.numbers.get(item.nodeid),
             "max_score": float(weight),
-            "visibility": marker_arg(item, "visibility", default_vis), "kind": "hidden" if hidden else "public",
+            "visibility": marker_arg(item, "visibility", default_vis), "kind": "private" if private else "public",
             "status": "passed", "score": float(weight), "output": "",
             # the test's stable id for the tools (tools/contract.py's ids, with any [parameters]): the name students
             # see is its docstring, which a TA may reword
-            "extra_data": {"test_id": f"{'hidden' if hidden else 'public'}/{os.path.basename(str(item.fspath))}"
+            "extra_data": {"test_id": f"{'private' if private else 'public'}/{os.path.basename(str(item.fspath))}"
                                       f"::{item.name}"},
         }
         return rec
@@ -137,10 +138,10 @@ class Record:
 
     def ended(self, final):
         """The records of the tests that have ended (every record when ``final``), numbered, in Gradescope's
-        order: by file, public before hidden, as the modules declare them."""
+        order: by file, public before private, as the modules declare them."""
         done = [r for r in self.records.values() if final or r["nodeid"] in self.done]
         declared = {nodeid: i for i, nodeid in enumerate(self.declared)}
-        return number_tests(sorted(done, key=lambda r: (file_order(r["file"]), r["kind"] == "hidden",
+        return number_tests(sorted(done, key=lambda r: (file_order(r["file"]), r["kind"] == "private",
                                                         declared.get(r["nodeid"], len(declared)))))
 
     def instructor_report(self, upload_hits, events, clock, time_scale_why):
@@ -162,8 +163,8 @@ class Record:
             output += "\n\n" + self.time_report(clock, time_scale_why)
         return {"nodeid": "instructor-report", "test": "instructor_report", "file": "general",
                 "name": results.REPORT_NAME, "number": "0.1", "max_score": 0.0, "visibility": "hidden",
-                "kind": "hidden", "status": "failed" if lines else "passed", "score": 0.0,
-                "output": output, "tags": ["general", "hidden"],
+                "kind": "private", "status": "failed" if lines else "passed", "score": 0.0,
+                "output": output, "tags": ["general", "private"],
                 "extra_data": {"problems": lines, "time": clock.describe() if clock else {},
                                "run_order": list(self.run_order)}}
 

@@ -1,4 +1,4 @@
-"""The grader's own computations for hidden tests (never shipped to students).
+"""The grader's own computations for private tests (never shipped to students).
 
 Everything here works on float64 numpy arrays the grader owns, so a verdict
 never depends on the student's code beyond the values it returned.

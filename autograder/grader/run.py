@@ -55,6 +55,18 @@ def score_table(result):
     return "\n".join(rows)
 
 
+TESTS_CHOICES = ("public", "private", "all")
+
+
+def _tests_choice(value):
+    """--tests' value; the old name of the private tests is an error that names the new choices."""
+    if value == "hidden":
+        raise argparse.ArgumentTypeError(
+            "invalid choice: 'hidden' (choose from 'public', 'private', 'all'): the tests not shipped to students "
+            "are now 'private' (tests/private/); Gradescope's visibility of a test is its marker, not its folder")
+    return value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Grade one submission of the neural-networks assignment.")
     p.add_argument("--assignment", default=None, metavar="DIR",
@@ -62,7 +74,8 @@ def parse_args(argv):
                         "this course's (autograder/)")
     p.add_argument("--submission", required=True, help="folder with the student's files (any nesting)")
     p.add_argument("--results", required=True, help="where to write results.json")
-    p.add_argument("--tests", choices=("public", "hidden", "all"), default="all")
+    p.add_argument("--tests", type=_tests_choice, choices=TESTS_CHOICES, default="all",
+                   help="public: tests/public/ (shipped to students); private: tests/private/ (not shipped); all: both")
     p.add_argument("--files", default=",".join(assignment.STEMS), help="comma-separated file stems to grade")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
     p.add_argument("--config", default=None, help="config file (default autograder/config.toml)")

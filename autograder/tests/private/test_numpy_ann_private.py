@@ -1,4 +1,4 @@
-"""Hidden tests of numpy_ann.py: random sizes against the grader's own math."""
+"""Private tests (not shipped to students) of numpy_ann.py: random sizes against the grader's own math."""
 import numpy as np
 import pytest
 

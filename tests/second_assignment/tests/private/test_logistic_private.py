@@ -1,4 +1,5 @@
-"""Hidden tests of logistic.py: large margins, random sizes and a training run against the grader's own math."""
+"""Private tests (not shipped to students) of logistic.py: large margins, random sizes and a training run
+against the grader's own math."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Hidden tests of fashionmnist.py: the submitted weights on the full test set."""
+"""Private tests (not shipped to students) of fashionmnist.py: the submitted weights on the full test set."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Hidden tests of pytorch_ann.py."""
+"""Private tests (not shipped to students) of pytorch_ann.py."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Hidden tests of pytorch_cnn.py."""
+"""Private tests (not shipped to students) of pytorch_cnn.py."""
 import numpy as np
 import pytest
 
