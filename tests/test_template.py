@@ -23,7 +23,7 @@ root_only = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="
 
 # What a worker process is, seen from inside at import time and later.
 PROBE = r'''
-import os, signal
+import os, signal, sys
 
 def _fds():
     out = []
@@ -39,7 +39,8 @@ def _status(key):
     with open("/proc/self/status") as fh:
         return next((line.split(":", 1)[1].split() for line in fh if line.startswith(key + ":")), None)
 
-AT_IMPORT = {"fds": _fds(), "threads": len(os.listdir("/proc/self/task"))}
+AT_IMPORT = {"fds": _fds(), "threads": len(os.listdir("/proc/self/task")),
+             "preloaded": sorted(m for m in ("torch", "torch._dynamo") if m in sys.modules)}
 
 def describe():
     with open("/proc/self/environ", "rb") as fh:
@@ -148,6 +149,10 @@ def test_a_forked_worker_is_what_a_fresh_start_makes(folder, slot):
     assert forked["env"]["HOME"] == os.path.join(folder, "forked")
     assert "NNAG_TEST_GRADER_ONLY" not in forked["first_environ"] + str(forked["env"])
     assert forked["threads"] == 1
+    # what the template loads once for every worker (torch, and the compiler torch loads at the first
+    # optimiser, which each training test's fresh worker paid for again); a fresh start loads the compiler
+    # only when an optimiser is made
+    assert forked["preloaded"] == ["torch", "torch._dynamo"] and "torch._dynamo" not in fresh["preloaded"]
 
 
 @root_only

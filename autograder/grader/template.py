@@ -150,6 +150,10 @@ def main():
         import numpy  # noqa: F401 - loaded once here, shared by every worker
         try:
             import torch  # noqa: F401
+            # torch imports its compiler (torch._dynamo, about 1-1.7 CPU-seconds and 80 MB) the first time any
+            # optimiser is made (Optimizer.__init__ is wrapped by torch._compile._disable_dynamo): every
+            # training test's fresh worker did that again.  Loaded here, once per grading, like torch.
+            import torch._dynamo  # noqa: F401
         except ImportError:
             pass
         import worker  # noqa: F401 - and the worker's own modules (it imports sandbox)
