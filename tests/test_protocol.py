@@ -1,6 +1,7 @@
 """The worker protocol carries plain data only, bounded in what it decodes to; the grader's reply channel
 (client.Worker) holds at most one answer per request and stops a worker that sends outside a call."""
 import io
+import json
 import os
 import sys
 
@@ -432,7 +433,8 @@ def test_the_grader_reads_a_kind_only_when_it_is_a_declared_name(value):
 @pytest.mark.parametrize("kind", [k.value for k in protocol.ErrorKind] + ["bogus", None, ["memory"], {"k": 1}])
 def test_a_forged_kind_changes_only_which_of_the_graders_words_the_student_reads(kind):
     """The worker runs the student's code, which can send any kind: every error reply fails its test with no
-    points and leaves the file usable whatever the kind; only a declared "memory" adds the grader's hint."""
+    points and leaves the file usable whatever the kind; only a declared "memory" adds the grader's hint, and
+    a declared "protocol" (the worker's own refusal of a reply) is worded as the grader's refusal."""
     from types import SimpleNamespace
     from grader import client
     from grader import session as session_mod
@@ -456,7 +458,8 @@ def test_a_forged_kind_changes_only_which_of_the_graders_words_the_student_reads
         with pytest.raises(GradeFailure) as info:
             student_file.request(Op.CALL, None, what="_relu", target="module", method="_relu")
         assert type(info.value) is GradeFailure and getattr(info.value, "fraction", 0.0) == 0.0
-        assert str(info.value) == "_relu raised ValueError: bad" + hint
+        assert str(info.value) == ("_relu: " + client.refused_answer("bad") if kind == "protocol"
+                                   else "_relu raised ValueError: bad" + hint)
         assert student_file.broken is None
 
 
@@ -491,3 +494,49 @@ def test_the_kind_crosses_from_a_real_worker_and_a_forged_one_reads_as_other(tmp
         worker.stop()
     assert kinds == [protocol.ErrorKind.MEMORY, protocol.ErrorKind.OTHER, protocol.ErrorKind.MEMORY,
                      protocol.ErrorKind.OTHER]
+
+
+# replies of every shape Codec.to_plain makes plain: numbers, text, containers, arrays (sent apart), nesting
+REPLY_SHAPES = [0.5, -1e300, float("nan"), 7, -12345678901234567890, True, None, "", "é" * 50, "x", [], {}, [[]],
+                {"": 0}, {1: "a", (2, 3): [1.5]}, (1, 2.0, "3"), np.float32(1.5), np.int64(3), np.bool_(True),
+                np.arange(6.0).reshape(2, 3), np.array([[1, "a"], [None, 2.5]], dtype=object),
+                [np.zeros(3), {"k": np.ones(2)}], {"nested": [[{"a": [1, 2, [3, {"b": None}]]}]]},
+                [[0.0] * 50] * 40, {f"key{i}": [i, str(i), None] for i in range(300)}]
+
+
+def test_the_workers_count_of_a_replys_json_is_never_above_its_real_size(worker_module):
+    """The worker gives a reply up once its count of the JSON passes the grader's limit (Codec.spend): the count
+    must be a lower bound, or an honest reply under the limit would be refused.  For each shape the count is at
+    most the JSON the reply carries; the same check fails when a byte counted becomes two."""
+    worker_module.load_libraries()           # numpy, as the worker loads it after its setup
+    codec = worker_module.Codec({}, lambda *args: None)
+
+    def sizes():
+        for value in REPLY_SHAPES:
+            plain = codec.to_plain(value)
+            yield codec.floor, len(json.dumps(worker_module.protocol._encode(plain, []), allow_nan=True))
+    assert all(0 < floor <= real for floor, real in sizes()), list(sizes())
+    real_spend = codec.spend
+    codec.spend = lambda size: real_spend(2 * size)
+    assert any(floor > real for floor, real in sizes())
+
+
+def test_a_reply_sure_to_be_over_the_limit_is_given_up_before_it_is_built(worker_module, tmp_path):
+    """3 million floats in a list are refused before they are made plain (the count passes the limit), and the
+    worker answers with its own refusal (kind protocol); a list of strings just under the limit is sent."""
+    worker_module.load_libraries()
+    codec = worker_module.Codec({}, lambda *args: None)
+    limit = worker_module.protocol.MAX_HEADER
+    huge = [float(i) for i in range(3_000_000)]
+    with pytest.raises(worker_module.protocol.ReplyTooLarge, match=f"over the limit of {limit:,} bytes"):
+        codec.to_plain(huge)
+    assert codec.floor == 2 * len(huge)          # the list's separators alone: refused before any float is made plain
+    under = ["x" * 100] * 9000
+    plain = codec.to_plain(under)
+    assert codec.floor <= len(json.dumps(plain)) <= limit
+    worker = worker_module.Worker(str(tmp_path), "student")
+    worker.requests = 1
+    worker.objects["h0"] = __import__("types").SimpleNamespace(big=huge, small=under)
+    assert worker.handle({"op": "getattr", "id": 2, "target": "h0", "name": "small"})["ok"] is True
+    reply = worker.handle({"op": "getattr", "id": 3, "target": "h0", "name": "big"})
+    assert reply["ok"] is False and reply["error"]["kind"] == "protocol", reply

@@ -125,6 +125,12 @@ class ProtocolError(Exception):
     """A malformed or oversized message."""
 
 
+class ReplyTooLarge(ProtocolError):
+    """A reply the worker does not build: the JSON of what it has made plain so far is already over
+    MAX_HEADER (worker.Codec counts a lower bound as it goes).  Only a saving of the worker's time: the
+    grader's own read (read_message's header_limit) is the bound."""
+
+
 def _encode(obj, arrays):
     import numpy as np
     if isinstance(obj, np.ndarray):

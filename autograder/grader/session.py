@@ -299,6 +299,8 @@ class FileWorker:
             self.event(f"{what} raised {exc.info.get('type')}: {str(exc.info.get('message'))[:160]}")
         elif exc.kind is ErrorKind.FILE_TOO_LARGE:
             self.event(f"resource limit: file size ({what} raised OSError: File too large)")
+        elif exc.kind is ErrorKind.PROTOCOL:
+            self.event(f"reply refused by the worker ({what}): {str(exc.info.get('message'))[:160]}")
 
     def broken_message(self, text):
         return text + f"\nEvery test of {self.filename} fails with this message."
@@ -375,6 +377,8 @@ class StudentFile(FileWorker):
         except client.StudentError as exc:
             self._note_error(exc, what)
             message = f"{what} raised {exc}"
+            if exc.kind is ErrorKind.PROTOCOL:         # the worker refused to send the answer (protocol.ReplyTooLarge)
+                message = f"{what}: {client.refused_answer(str(exc.info.get('message'))[:300])}"
             if exc.kind is ErrorKind.MEMORY:           # the only decision a kind makes here: one more sentence
                 memory = self.worker.setup.get("limits", {}).get("memory_mb")
                 message += f"\nThe grader gives your code at most {memory} MB of memory; use less."

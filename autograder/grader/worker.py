@@ -110,6 +110,16 @@ class Codec:
     def __init__(self, objects, report):
         self.objects = objects        # Worker.objects itself: what a REF names
         self.report = report          # Confinement.report: a suspicious value is said in the report
+        self.floor = 0                # bytes the JSON of the value being made plain takes at least
+
+    def spend(self, size):
+        """Count ``size`` more bytes of the reply's JSON header (a lower bound: json.dumps with its default
+        separators writes at least this much); past protocol.MAX_HEADER, which the grader never reads, the
+        reply is given up at once (a student's 3 million floats in a list cost seconds to encode)."""
+        self.floor += size
+        if self.floor > protocol.MAX_HEADER:
+            raise protocol.ReplyTooLarge(f"the plain data it returned (lists, dicts, strings and numbers; arrays "
+                                         f"travel apart) is over the limit of {protocol.MAX_HEADER:,} bytes")
 
     def decode_arg(self, value):
         if isinstance(value, dict):
@@ -144,12 +154,20 @@ class Codec:
         return arr
 
     def to_plain(self, value, depth=0):
+        """``value`` as plain data for a reply; protocol.ReplyTooLarge once its JSON is sure to be over the
+        grader's limit.  What each kind costs at least in JSON: 1 byte a number, 4 a bool or null, quotes and each character a string, 2 for brackets and 2 for each ", " or ": "; an array
+        travels apart (its {"__nd__": i} in the header is counted as 11)."""
+        if depth == 0:
+            self.floor = 0
         if depth > 20:
             return {protocol.OBJECT: "nesting too deep"}
-        if value is None or type(value) in (bool, str):
+        if value is None or type(value) is bool:
+            self.spend(4)
             return value
         if isinstance(value, str):
-            return str(value)
+            value = str(value)
+            self.spend(len(value) + 2)
+            return value
         kind = type(value)
         if kind.__module__ not in ("builtins", "numpy", "torch", "torch.nn.parameter") and (
                 isinstance(value, (int, float, str, bytes, list, tuple, dict, np.ndarray))
@@ -157,6 +175,7 @@ class Codec:
             self.report(f"returned an object of type {kind.__module__}.{kind.__name__}, "
                         "a subclass of a plain type or one with its own __eq__")
         if isinstance(value, (int, float, np.generic)):
+            self.spend(1)
             try:
                 number = value.item() if isinstance(value, np.generic) else value
                 return bool(number) if isinstance(number, bool) else (
@@ -165,22 +184,33 @@ class Codec:
                 return {protocol.OBJECT: type(value).__name__}
         if isinstance(value, np.ndarray):
             if value.dtype == object:
-                return [self.to_plain(v, depth + 1) for v in value.tolist()]
+                items = value.tolist()
+                self.spend(2 * max(len(items), 1))      # the outer list's; a nested row counts as a list
+                return [self.to_plain(v, depth + 1) for v in items]
             if value.dtype.name not in protocol.ALLOWED_DTYPES:
                 return {protocol.OBJECT: f"ndarray of dtype {value.dtype}"}
+            self.spend(11)
             return np.array(value, copy=True)
         if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+            self.spend(11)
             return {protocol.TORCH: value.detach().cpu().numpy().copy(), "dtype": str(value.dtype)}
         if isinstance(value, (list, tuple)):
+            self.spend(2 * max(len(value), 1))
             return [self.to_plain(v, depth + 1) for v in value]
         if isinstance(value, dict):
-            return {str(k): self.to_plain(v, depth + 1) for k, v in value.items()}
+            self.spend(2 * max(len(value), 1))
+            return {self._key(k): self.to_plain(v, depth + 1) for k, v in value.items()}
         kind = type(value).__name__
         if kind == "Figure" and hasattr(value, "axes"):
             return {protocol.FIGURE: [self.describe_axes(ax) for ax in value.axes]}
         if hasattr(value, "get_lines") and hasattr(value, "get_title"):
             return {protocol.AXES: self.describe_axes(value)}
         return {protocol.OBJECT: kind}
+
+    def _key(self, key):
+        key = str(key)
+        self.spend(len(key) + 4)             # its quotes and ": "
+        return key
 
     @staticmethod
     def describe_axes(ax):
@@ -583,6 +613,8 @@ class Worker:
             self.confinement.guard.kinds.clear()
         try:
             reply = {"ok": True, "value": op(request)}
+        except protocol.ReplyTooLarge as exc:      # not the student's exception: the worker's own refusal
+            reply = {"ok": False, "error": protocol_error(str(exc))}
         except BaseException as exc:  # noqa: BLE001 - report every student failure as data
             reply = {"ok": False, "error": self.describe_error(exc)}
         if self.calls.changed:
