@@ -47,6 +47,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import inspect
 import json
 import os
 import pathlib
@@ -64,7 +65,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import HANDOUT, PYTHON, ROOT, SOLUTION
+from conftest import BUILD, HANDOUT, PYTHON, ROOT, SOLUTION
 
 sys.path.insert(0, os.path.join(ROOT, "autograder"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -114,7 +115,30 @@ def lookup():
 def embedded_weights(stem):
     """Python source of {name: (shape, base64 of float16 values)}: weights trained here, by the reference,
     on the true labels of 30,000 training images (accuracy above the threshold), as a student would embed a
-    friend's weights."""
+    friend's weights.  Kept in build/ under the hash of what makes them (the reference's code, this function,
+    the numpy and torch versions): 10-15 CPU-seconds each that a second make test need not spend again."""
+    import torch
+    made_of = hashlib.sha256()
+    for path in (os.path.join(SOLUTION, f"{stem}.py"), os.path.join(SOLUTION, "utils.py")):
+        with open(path, "rb") as fh:
+            made_of.update(fh.read())
+    made_of.update(f"{np.__version__} {torch.__version__}".encode())
+    made_of.update(inspect.getsource(_trained_weights).encode())
+    kept = os.path.join(BUILD, "redteam-weights", f"{stem}-{made_of.hexdigest()[:24]}.txt")
+    try:
+        with open(kept, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        pass
+    text = _trained_weights(stem)
+    os.makedirs(os.path.dirname(kept), exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(kept), delete=False, encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(fh.name, kept)
+    return text
+
+
+def _trained_weights(stem):
     import base64
     sys.path.insert(0, SOLUTION)
     try:
