@@ -322,6 +322,41 @@ def test_nothing_of_the_worker_runs_between_requests(uid_worker):
     assert all(cpu_ticks(pid) > before[pid] for pid in pids), "the worker's processes were not continued"
 
 
+def process_state(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return next(line.split()[1] for line in fh if line.startswith("State:"))
+
+
+@root_only
+def test_stop_user_checks_the_pids_it_is_given_first_and_still_scans(slot):
+    """reaper.stop_user(uid, first=...), as between two requests with the worker's pid: a given pid of another
+    user (root's) is neither held nor stopped, and with the first of the uid's two processes given, the scan
+    that follows still finds and stops the second (a stop that trusted the given pids alone would miss it)."""
+    uid, gid = slot.uids[-1], slot.gid
+    ours = [subprocess.Popen(["sleep", "60"], user=uid, group=gid, extra_groups=[], start_new_session=True)
+            for _ in range(2)]
+    root_own = subprocess.Popen(["sleep", "60"])
+    held = None
+    try:
+        for _ in range(100):
+            if len(reaper.live_processes(uid)) == 2:
+                break
+            time.sleep(0.05)
+        held = reaper.stop_user(uid, first=(ours[0].pid, root_own.pid))
+        assert sorted(held) == sorted(p.pid for p in ours)
+        for _ in range(100):
+            if all(process_state(p.pid) == "T" for p in ours):
+                break
+            time.sleep(0.05)
+        assert [process_state(p.pid) for p in ours] == ["T", "T"]
+        assert process_state(root_own.pid) != "T"
+    finally:
+        reaper.continue_processes(held)
+        for p in (*ours, root_own):
+            p.kill()
+            p.wait()
+
+
 @root_only
 @pytest.mark.parametrize("count, size, what", [(60, 0, "more than 50 files and folders"),
                                                (6, 1 << 20, "more than 4 MB to disk")])

@@ -433,15 +433,15 @@ class Warden:
             self.limit_hit = what
             self.kill_group()
 
-    def between(self):
+    def between(self, pid=None):
         """After each answer until the next request, nothing of the worker runs: as root, every process of its
-        uid is stopped (reaper.stop_user: threads and children alike), so none spins on the CPU while the
-        grader works between requests; it is counted, and its folders are measured while nothing writes.
-        (Stopping was chosen over charging the CPU time used between requests: a charge would come after the
-        grader had lost the time.)  Without a uid of its own (not root) a worker is not stopped: its children
-        could not all be found."""
+        uid is stopped (reaper.stop_user: threads and children alike; ``pid``, the worker's own, first), so
+        none spins on the CPU while the grader works between requests; it is counted, and its folders are
+        measured while nothing writes.  (Stopping was chosen over charging the CPU time used between requests:
+        a charge would come after the grader had lost the time.)  Without a uid of its own (not root) a worker
+        is not stopped: its children could not all be found."""
         if POSIX and self.user is not None and self.limit_hit is None:
-            self.held = reaper.stop_user(self.user[0])
+            self.held = reaper.stop_user(self.user[0], first=() if pid is None else (pid,))
             if self.held is not None:
                 if len(self.held) > 1 and not self.others_seen:
                     self.others_seen = True
@@ -665,7 +665,7 @@ class Worker:
             raise WorkerFailure(timed_out(timeout) + output, timed_out=True, refused=self.events.kinds(),
                                 output=output) from None
         if kind == "reply":
-            self.warden.between()
+            self.warden.between(self.process.proc.pid)
             return self._answer(payload)
         if kind == "protocol":
             self.kill()

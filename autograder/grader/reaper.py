@@ -101,20 +101,26 @@ def count_processes(uid):
     return len(live_processes(uid))
 
 
-def stop_user(uid, rounds=20):
+def stop_user(uid, rounds=20, first=()):
     """Stop (SIGSTOP) every process of ``uid``, threads and children alike; returns {pid: pidfd}, the
     processes stopped, for continue_processes; None where the kernel or Python has no pidfds.
 
     Each process is signalled through a pidfd that is checked, once open, to still be ``uid``'s, so a pid
     reused by someone else's process is never signalled.  A process with a SIGSTOP pending can no longer
-    fork (the kernel restarts the fork after the stop), so the scans end once one finds nothing new."""
+    fork (the kernel restarts the fork after the stop), so the scans end once one finds nothing new.
+    ``first``: pids to stop before the first scan (the worker itself, which the grader knows), with the
+    same checks: where nothing else of ``uid`` lives, one scan of /proc confirms it instead of two."""
     if not hasattr(os, "pidfd_open"):
         return None
     held, want = {}, str(uid).encode()
+    seeds = [int(pid) for pid in first]
     for _ in range(rounds):
-        new = [pid for pid in live_processes(uid) if pid not in held]
-        if not new:
-            break
+        if seeds:                                 # not a scan: the loop never ends on these
+            new, seeds = seeds, []
+        else:
+            new = [pid for pid in live_processes(uid) if pid not in held]
+            if not new:
+                break
         for pid in new:
             try:
                 fd = os.pidfd_open(pid)
