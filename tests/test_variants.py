@@ -113,36 +113,53 @@ def test_training_tests_never_call_the_untrained_functions(stem, tmp_path):
     """variants.UNTRAINED is what lets a variant's training tests stand as the reference's.  Proof: the
     reference with those functions' bodies replaced by a raise scores on every training test what the
     reference scores (full marks, thresholds 0); and with one function the tests do call also poisoned,
-    a training test loses points (the check can fail)."""
+    a training test loses points (the check can fail).  The same for variants.UNCALLED_BY, one test at a
+    time: with its functions poisoned too, that test alone (-k) scores what the reference scores, and it
+    is one of the tests that poisoning the called function costs points."""
     tests = training_tests(stem)
     assert tests, f"no training tests found for {stem}"
     overrides = (*TINY[stem], f"thresholds.{stem}=0")
-    select = ("--tests", "private", "-k", " or ".join(tests))
     with open(os.path.join(ROOT, "solution", f"{stem}.py"), encoding="utf-8") as fh:
         reference = fh.read()
     raising = 'raise AssertionError("a training test called a function listed in variants.UNTRAINED")'
+    cases = [("reference", (), tests), ("untrained", variants.UNTRAINED[stem], tests),
+             ("called", (*variants.UNTRAINED[stem], CALLED[stem]), tests)]
+    for test, uncalled in variants.UNCALLED_BY.items():
+        if stem in uncalled:
+            assert test in tests, f"variants.UNCALLED_BY names {test}, not a training test of {stem}"
+            cases.append((test, (*variants.UNTRAINED[stem], *uncalled[stem]), {test: tests[test]}))
     scores = {}
-    for name, poisoned in (("reference", ()), ("untrained", variants.UNTRAINED[stem]),
-                           ("called", (*variants.UNTRAINED[stem], CALLED[stem]))):
+    for name, poisoned, graded_tests in cases:
         folder = tmp_path / name
         variants.build({"name": name}, str(tmp_path), str(folder))
         if poisoned:
             (folder / f"{stem}.py").write_text(ast.unparse(variants.hollowed(reference, poisoned, raising)))
+        select = ("--tests", "private", "-k", " or ".join(graded_tests))
         graded = variants.scores_of(variants.grade(str(folder), stem, overrides, 1, select))
-        scores[name] = {n: graded.get(n, (None, None))[:2] for n in tests.values()}
+        scores[name] = {n: graded.get(n, (None, None))[:2] for n in graded_tests.values()}
     assert all(s is not None and s == m > 0 for s, m in scores["reference"].values()), scores["reference"]
     assert scores["untrained"] == scores["reference"]
     assert scores["called"] != scores["reference"], f"poisoning {CALLED[stem]} cost no points: {scores}"
+    for test in (t for t in variants.UNCALLED_BY if stem in variants.UNCALLED_BY[t]):
+        name = tests[test]
+        assert scores[test] == {name: scores["reference"][name]}, (test, scores[test], scores["reference"])
+        assert scores["called"][name] != scores["reference"][name], f"poisoning {CALLED[stem]} cost {test} nothing"
 
 
 def test_a_variant_trains_as_the_reference_only_when_it_edits_untrained_bodies(tmp_path):
+    """A variant of predict trains as the reference (all its training tests left out); one of train, or of a
+    default value (run at import), does not; one of report_my_judgement leaves out only the accuracy test."""
     def spec(find, replace):
         return {"name": "v", "file": "pytorch_cnn.py", "edits": [[find, replace]]}
     edit_predict = spec("labels = torch.cat(", "labels = 1 + torch.cat(")
     edit_train = spec("loss_fn = nn.CrossEntropyLoss()", "loss_fn = nn.MSELoss()")
     edit_default = spec("def predict(self, X):", "def predict(self, X=print('imported')):")
-    for case, expected in ((edit_predict, True), (edit_train, False), (edit_default, False)):
+    edit_judgement = spec("def report_my_judgement(self):", "def report_my_judgement(self):\n        return 'x'")
+    for case, expected, narrowed in ((edit_predict, True, "reference's"), (edit_train, False, "graded"),
+                                     (edit_default, False, "graded"),
+                                     (edit_judgement, False, "test_accuracy_threshold the reference's")):
         folder = tmp_path / str(len(os.listdir(tmp_path)))
         variants.build(case, str(tmp_path), str(folder))
         assert variants.trains_as_reference(case, str(folder)) is expected, case
+        assert variants.narrowing(case, str(folder))[1] == narrowed, case
     assert not variants.trains_as_reference({**edit_predict, "files": [["x.pth", "fmnist.pth"]]}, str(folder))

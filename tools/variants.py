@@ -14,8 +14,9 @@ earn full marks.  Real-style submissions (tests/real_style/<submission>/, writte
 way students hand the assignment in) are not patches: each of their files is graded on its own,
 byte for byte and alone in its folder, with the CHEAP budgets, and must earn full marks on every
 test of its file (variant name "<submission>.<file stem>").  A variant that edits only functions no training test calls (UNTRAINED) is
-graded without its training tests, which stand as the reference's.  Exit status 1 when any
-expectation fails.  A grading whose inputs are
+graded without its training tests, which stand as the reference's; one that edits only functions a
+training test never calls (UNCALLED_BY: report_my_judgement and the accuracy test) without that test.
+Exit status 1 when any expectation fails.  A grading whose inputs are
 unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
 taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
 
@@ -63,6 +64,12 @@ UNTRAINED = {
     "pytorch_cnn": ("predict", "accuracy", "plot_train_val_metrics"),
     "fashionmnist": ("count_parameters", "train_model", "save_example_images", "plot_training_loss"),
 }
+# Beyond UNTRAINED, what one training test never calls: the accuracy test trains, then reads the weights
+# back; report_my_judgement is called only by the judgement tests.  A variant that edits only these and
+# UNTRAINED's bodies is graded without that test (-k), which stands as the reference's for the same
+# reason as above; tests/test_variants.py proves this list the same way.
+UNCALLED_BY = {"test_accuracy_threshold": {"pytorch_ann": ("report_my_judgement",),
+                                           "pytorch_cnn": ("report_my_judgement",)}}
 
 
 class VariantError(ValueError):
@@ -141,12 +148,13 @@ def hollowed(text, names, body="pass"):
     return tree
 
 
-def trains_as_reference(spec, folder):
-    """True when ``spec`` edits its file only inside the bodies of UNTRAINED[its file] (and brings no
-    other file, runs no script): its training tests would run the reference's code."""
+def trains_as_reference(spec, folder, extra=()):
+    """True when ``spec`` edits its file only inside the bodies of UNTRAINED[its file] and ``extra`` (and
+    brings no other file, runs no script): its training tests (those that call none of ``extra``) would run
+    the reference's code."""
     if not spec.get("file") or spec.get("files") or spec.get("script") or spec.get("source"):
         return False
-    names = UNTRAINED.get(spec["file"][:-3], ())
+    names = (*UNTRAINED.get(spec["file"][:-3], ()), *extra)
     with open(os.path.join(SOLUTION, spec["file"]), encoding="utf-8") as fh:
         reference = fh.read()
     with open(os.path.join(folder, spec["file"]), encoding="utf-8") as fh:
@@ -187,16 +195,27 @@ def test_ids(tests):
             if isinstance(t.get("extra_data"), dict) and isinstance(t["extra_data"].get("test_id"), str)}
 
 
+def narrowing(spec, folder):
+    """(the grader's arguments that leave out the training tests which would run the reference's code, what
+    the row says of its training): all of them (UNTRAINED), one (UNCALLED_BY) or none."""
+    stem = spec["file"][:-3]
+    if trains_as_reference(spec, folder):
+        return ("--skip-training", stem), "reference's"
+    for test, uncalled in UNCALLED_BY.items():
+        if stem in uncalled and trains_as_reference(spec, folder, uncalled[stem]):
+            return ("-k", f"not {test}"), f"{test} the reference's"
+    return (), "graded"
+
+
 def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     folder = os.path.join(work, spec["name"])
     build(spec, spec_dir, folder)
     stem = spec["file"][:-3]
-    as_reference = trains_as_reference(spec, folder)
-    extra = ("--skip-training", stem) if as_reference else ()
+    extra, training = narrowing(spec, folder)
     tests = grade(folder, stem, overrides, threads, extra)
     scores = scores_of(tests)
     row = {"name": spec["name"], "file": stem, "score": sum(s for s, _, _ in scores.values()),
-           "max": sum(m for _, m, _ in scores.values()), "training": "reference's" if as_reference else "graded"}
+           "max": sum(m for _, m, _ in scores.values()), "training": training}
     if kind == "mutants":
         base = baselines[stem]
         caught = sorted(name for name, (s, _, _) in scores.items() if name in base and s < base[name][0])
@@ -252,9 +271,12 @@ def mutants_summary(rows, baselines):
 
 
 def narrowed_note(rows):
-    same = [r["name"] for r in rows if r["training"] != "graded"]
+    same = [r["name"] for r in rows if r["training"] == "reference's"]
+    some = [f"{r['name']} ({r['training'].split()[0]})" for r in rows if r["training"] not in ("graded", "reference's")]
     return (f"{len(same)} of {len(rows)} change only functions no training test calls (UNTRAINED): their "
-            f"training tests were left out and stand as the reference's: {', '.join(same) or 'none'}")
+            f"training tests were left out and stand as the reference's: {', '.join(same) or 'none'}\n"
+            f"{len(some)} change only functions one training test never calls (UNCALLED_BY): that test was left "
+            f"out and stands as the reference's: {', '.join(some) or 'none'}")
 
 
 def main(argv=None):
