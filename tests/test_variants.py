@@ -163,3 +163,33 @@ def test_a_variant_trains_as_the_reference_only_when_it_edits_untrained_bodies(t
         assert variants.trains_as_reference(case, str(folder)) is expected, case
         assert variants.narrowing(case, str(folder))[1] == narrowed, case
     assert not variants.trains_as_reference({**edit_predict, "files": [["x.pth", "fmnist.pth"]]}, str(folder))
+
+
+def test_a_mutant_without_a_contract_row_trains_only_when_its_quick_tests_miss_it(tmp_path, monkeypatch):
+    """variants.evaluate on made-up gradings (nothing is graded): a mutant in no contract row that loses points
+    in its quick tests (--skip-training) is not graded again with training; one that does not is graded in
+    full and caught there; a mutant of the contract table is graded in full at once."""
+    calls = []
+    base = {"quick test": (1.0, 1.0, "public"), "training test": (4.0, 4.0, "private")}
+
+    def fake_grade(folder, stem, overrides, threads, extra=(), tag="results"):
+        calls.append((os.path.basename(folder), tuple(extra)))
+        quick = 0.0 if os.path.basename(folder) == "caught_quick" else 1.0
+        tests = [{"name": "quick test", "score": quick, "max_score": 1.0, "tags": [stem, "public"]}]
+        if not extra:
+            tests.append({"name": "training test", "score": 0.0, "max_score": 4.0, "tags": [stem, "private"]})
+        return tests
+    monkeypatch.setattr(variants, "grade", fake_grade)
+    promised = contract.load()[0]["mutant"]
+    monkeypatch.setattr(variants, "promised_mutants", lambda: frozenset({promised}))
+    edit = [["out = np.maximum(z, 0)", "out = np.maximum(z, 0.01 * z)"]]
+    rows = {}
+    for name in ("caught_quick", "caught_training", promised):
+        spec = {"name": name, "file": "numpy_ann.py", "edits": edit}
+        rows[name] = variants.evaluate("mutants", spec, str(tmp_path), str(tmp_path), {"numpy_ann": base}, (), 1)
+    assert calls == [("caught_quick", ("--skip-training", "numpy_ann")),
+                     ("caught_training", ("--skip-training", "numpy_ann")), ("caught_training", ()),
+                     (promised, ())]
+    assert rows["caught_quick"]["caught_by"] == ["quick test"] and rows["caught_quick"]["training"].startswith("left out")
+    assert rows["caught_training"]["caught_by"] == ["training test"] and rows["caught_training"]["training"] == "graded"
+    assert rows[promised]["training"] == "graded"

@@ -16,6 +16,8 @@ byte for byte and alone in its folder, with the CHEAP budgets, and must earn ful
 test of its file (variant name "<submission>.<file stem>").  A variant that edits only functions no training test calls (UNTRAINED) is
 graded without its training tests, which stand as the reference's; one that edits only functions a
 training test never calls (UNCALLED_BY: report_my_judgement and the accuracy test) without that test.
+A mutant in no row of the contract table (autograder/contract.toml) has only to lose points: it is graded
+first without its training tests, and again in full only when that grading does not catch it.
 Exit status 1 when any expectation fails.  A grading whose inputs are
 unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
 taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
@@ -28,6 +30,7 @@ mutant's also from this run; it never touches ``tests``.
 import argparse
 import ast
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -207,22 +210,44 @@ def narrowing(spec, folder):
     return (), "graded"
 
 
+@functools.lru_cache(maxsize=None)
+def promised_mutants():
+    """The mutants the contract table names (autograder/contract.toml): each must lose points exactly where
+    its row says, so every test of its file is graded."""
+    return frozenset(p["mutant"] for p in contract.load())
+
+
+def caught(tests, base):
+    """The results names of the tests in which a grading (``tests``) earned fewer points than the baseline."""
+    return sorted(n for n, (s, _, _) in scores_of(tests).items() if n in base and s < base[n][0])
+
+
 def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     folder = os.path.join(work, spec["name"])
     build(spec, spec_dir, folder)
     stem = spec["file"][:-3]
     extra, training = narrowing(spec, folder)
-    tests = grade(folder, stem, overrides, threads, extra)
+    tests = None
+    if kind == "mutants" and not extra and spec["name"] not in promised_mutants():
+        # a mutant in no row of the contract has only to lose points: where the file's quick tests show that,
+        # its training tests (19,200 images of CNN training, say) would prove nothing more
+        tests = grade(folder, stem, overrides, threads, ("--skip-training", stem))
+        if caught(tests, baselines[stem]):
+            training = "left out: caught without it (no contract row)"
+        else:
+            tests = None
+    if tests is None:
+        tests = grade(folder, stem, overrides, threads, extra)
     scores = scores_of(tests)
     row = {"name": spec["name"], "file": stem, "score": sum(s for s, _, _ in scores.values()),
            "max": sum(m for _, m, _ in scores.values()), "training": training}
     if kind == "mutants":
         base = baselines[stem]
-        caught = sorted(name for name, (s, _, _) in scores.items() if name in base and s < base[name][0])
+        lost_in = caught(tests, base)
         ids = test_ids(tests)
-        row.update(lost=sum(base[n][0] - scores[n][0] for n in caught), caught_by=caught,
-                   caught_ids=[ids.get(n) for n in caught],
-                   public=any(base[n][2] == "public" for n in caught), ok=bool(caught))
+        row.update(lost=sum(base[n][0] - scores[n][0] for n in lost_in), caught_by=lost_in,
+                   caught_ids=[ids.get(n) for n in lost_in],
+                   public=any(base[n][2] == "public" for n in lost_in), ok=bool(lost_in))
     else:
         row.update(failed=sorted(n for n, (s, m, _) in scores.items() if s < m), ok=row["score"] == row["max"])
     if kind == "real_style":
@@ -272,11 +297,15 @@ def mutants_summary(rows, baselines):
 
 def narrowed_note(rows):
     same = [r["name"] for r in rows if r["training"] == "reference's"]
-    some = [f"{r['name']} ({r['training'].split()[0]})" for r in rows if r["training"] not in ("graded", "reference's")]
+    some = [f"{r['name']} ({r['training'].split()[0]})" for r in rows if r["training"].endswith(" the reference's")]
+    quick = [r["name"] for r in rows if r["training"].startswith("left out")]
     return (f"{len(same)} of {len(rows)} change only functions no training test calls (UNTRAINED): their "
             f"training tests were left out and stand as the reference's: {', '.join(same) or 'none'}\n"
             f"{len(some)} change only functions one training test never calls (UNCALLED_BY): that test was left "
-            f"out and stands as the reference's: {', '.join(some) or 'none'}")
+            f"out and stands as the reference's: {', '.join(some) or 'none'}"
+            + (f"\n{len(quick)} in no row of the contract table lost points in the quick tests, so their training "
+               f"tests were not graded (losing points is all such a mutant must do): {', '.join(quick)}"
+               if quick else ""))
 
 
 def main(argv=None):
