@@ -3,7 +3,8 @@
 Started by the grader (client.Template) as ``python -I template.py <control fd>`` with a worker's
 environment, never the grader's: it is a fresh interpreter, so nothing of the grader's memory or
 descriptors is in it, and it runs only this project's code.  It loads the libraries every worker
-needs, then forks one child per worker start the grader asks for.  The child becomes exactly what
+needs (numpy, torch and torch._dynamo, which torch loads at the first optimiser), then forks one child
+per worker start the grader asks for.  The child becomes exactly what
 ``python -I worker.py <scratch> <module>`` started by the grader would be: a session of its own,
 the grader's pipes as fds 0, 1 and 2 and the events channel as fd 3 and nothing else open, the
 file's uid and gid (root only) with no supplementary groups, the file's folder and environment;
