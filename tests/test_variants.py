@@ -193,3 +193,21 @@ def test_a_mutant_without_a_contract_row_trains_only_when_its_quick_tests_miss_i
     assert rows["caught_quick"]["caught_by"] == ["quick test"] and rows["caught_quick"]["training"].startswith("left out")
     assert rows["caught_training"]["caught_by"] == ["training test"] and rows["caught_training"]["training"] == "graded"
     assert rows[promised]["training"] == "graded"
+
+
+def test_only_an_alternative_that_edits_init_alone_may_run_with_the_cheap_budgets(tmp_path, monkeypatch):
+    """An alternative marked cheap is graded with CHEAP when it edits only __init__ (its training is then the
+    reference's once the architecture test passes); marked cheap but editing train, it is refused before
+    anything is graded."""
+    graded = []
+    monkeypatch.setattr(variants, "grade", lambda folder, stem, overrides, *rest, **kw: graded.append(overrides)
+                        or [{"name": "t", "score": 1.0, "max_score": 1.0, "tags": [stem, "public"]}])
+    init_only = {"name": "init", "file": "pytorch_cnn.py", "cheap": "why", "edits": [["nn.Dropout(p=0.3)", "nn.Dropout(0.3)"]]}
+    row = variants.evaluate("alternatives", init_only, str(tmp_path), str(tmp_path), {}, (), 1)
+    assert graded == [variants.CHEAP] and row["training"] == "cheap budgets: why" and row["ok"]
+    in_train = {"name": "train", "file": "pytorch_cnn.py", "cheap": "why",
+                "edits": [["loss_fn = nn.CrossEntropyLoss()", "loss_fn = nn.CrossEntropyLoss(reduction='mean')"]]}
+    with pytest.raises(variants.VariantError, match="train: cheap budgets are only for an alternative that edits "
+                                                   "nothing but __init__"):
+        variants.evaluate("alternatives", in_train, str(tmp_path), str(tmp_path), {}, (), 1)
+    assert graded == [variants.CHEAP]

@@ -17,7 +17,8 @@ test of its file (variant name "<submission>.<file stem>").  A variant that edit
 graded without its training tests, which stand as the reference's; one that edits only functions a
 training test never calls (UNCALLED_BY: report_my_judgement and the accuracy test) without that test.
 A mutant in no row of the contract table (autograder/contract.toml) has only to lose points: it is graded
-first without its training tests, and again in full only when that grading does not catch it.
+first without its training tests, and again in full only when that grading does not catch it.  An
+alternative marked ``cheap`` (a model written otherwise: it may edit only __init__) runs with CHEAP.
 Exit status 1 when any expectation fails.  A grading whose inputs are
 unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
 taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
@@ -233,6 +234,12 @@ def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     build(spec, spec_dir, folder)
     stem = spec["file"][:-3]
     extra, training = narrowing(spec, folder)
+    if kind == "alternatives" and spec.get("cheap"):
+        if not trains_as_reference(spec, folder, ("__init__",)):
+            raise VariantError(f"{spec['name']}: cheap budgets are only for an alternative that edits nothing "
+                               "but __init__ (its training is then the reference's once the architecture test "
+                               "passes)")
+        overrides, training = CHEAP, f"cheap budgets: {spec['cheap']}"
     tests = None
     if kind == "mutants" and not extra and spec["name"] not in promised_mutants():
         # a mutant in no row of the contract has only to lose points: where the file's quick tests show that,
@@ -303,7 +310,8 @@ def mutants_summary(rows, baselines):
 
 def narrowed_note(rows):
     same = [r["name"] for r in rows if r["training"] == "reference's"]
-    some = [f"{r['name']} ({r['training'].split()[0]})" for r in rows if r["training"].endswith(" the reference's")]
+    some = [f"{r['name']} ({r['training'].split()[0]})" for r in rows
+            if r["training"].startswith("test_") and r["training"].endswith(" the reference's")]
     quick = [r["name"] for r in rows if r["training"].startswith("left out")]
     return (f"{len(same)} of {len(rows)} change only functions no training test calls (UNTRAINED): their "
             f"training tests were left out and stand as the reference's: {', '.join(same) or 'none'}\n"
@@ -377,6 +385,9 @@ def main(argv=None):
         for r in rows:
             print(f"{r['name']:<44} {r['file']:<13} {r['score']:>5g}/{r['max']:<5g}  {'; '.join(r['failed'])}")
         print(narrowed_note(rows))
+        for r in rows:
+            if r["training"].startswith("cheap"):
+                print(f"{r['name']}: graded with the {r['training']}")
         ok = rows and all(r["ok"] for r in rows)
     for e in errors:
         print(f"ERROR {e}", file=sys.stderr)
