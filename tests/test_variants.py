@@ -197,8 +197,8 @@ def test_a_mutant_without_a_contract_row_trains_only_when_its_quick_tests_miss_i
 
 def test_only_an_alternative_that_edits_init_alone_may_run_with_the_cheap_budgets(tmp_path, monkeypatch):
     """An alternative marked cheap is graded with CHEAP when it edits only __init__ (its training is then the
-    reference's once the architecture test passes); marked cheap but editing train, it is refused before
-    anything is graded."""
+    reference's once the architecture test passes) or the functions its cheap_edits names; marked cheap but
+    editing train unnamed, it is refused before anything is graded."""
     graded = []
     monkeypatch.setattr(variants, "grade", lambda folder, stem, overrides, *rest, **kw: graded.append(overrides)
                         or [{"name": "t", "score": 1.0, "max_score": 1.0, "tags": [stem, "public"]}])
@@ -211,3 +211,6 @@ def test_only_an_alternative_that_edits_init_alone_may_run_with_the_cheap_budget
                                                    "nothing but __init__"):
         variants.evaluate("alternatives", in_train, str(tmp_path), str(tmp_path), {}, (), 1)
     assert graded == [variants.CHEAP]
+    named = dict(in_train, name="named", cheap_edits=["train"])          # the functions it names may change
+    assert variants.evaluate("alternatives", named, str(tmp_path), str(tmp_path), {}, (), 1)["ok"]
+    assert graded == [variants.CHEAP, variants.CHEAP]

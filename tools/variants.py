@@ -18,7 +18,8 @@ graded without its training tests, which stand as the reference's; one that edit
 training test never calls (UNCALLED_BY: report_my_judgement and the accuracy test) without that test.
 A mutant in no row of the contract table (autograder/contract.toml) has only to lose points: it is graded
 first without its training tests, and again in full only when that grading does not catch it.  An
-alternative marked ``cheap`` (a model written otherwise: it may edit only __init__) runs with CHEAP.
+alternative marked ``cheap`` (its reason beside it) runs with CHEAP; it may edit only __init__, or the
+functions its ``cheap_edits`` names.
 Exit status 1 when any expectation fails.  A grading whose inputs are
 unchanged since an earlier run (grader, config, the file's tests, the variant's bytes...) is
 taken from build/grading-cache (tools/grading_cache.py); --no-cache grades everything again.
@@ -235,10 +236,11 @@ def evaluate(kind, spec, spec_dir, work, baselines, overrides, threads):
     stem = spec["file"][:-3]
     extra, training = narrowing(spec, folder)
     if kind == "alternatives" and spec.get("cheap"):
-        if not trains_as_reference(spec, folder, ("__init__",)):
+        allowed = tuple(spec.get("cheap_edits", ("__init__",)))
+        if not trains_as_reference(spec, folder, allowed):
             raise VariantError(f"{spec['name']}: cheap budgets are only for an alternative that edits nothing "
-                               "but __init__ (its training is then the reference's once the architecture test "
-                               "passes)")
+                               f"but {', '.join(allowed)} (its cheap reason says why its real-budget training is "
+                               "the reference's)")
         overrides, training = CHEAP, f"cheap budgets: {spec['cheap']}"
     tests = None
     if kind == "mutants" and not extra and spec["name"] not in promised_mutants():
