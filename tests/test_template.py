@@ -87,13 +87,13 @@ def described(worker):
     return worker.request(Op.CALL, 60, target="module", method="describe")
 
 
-def template_for(base, env=None):
+def template_for(base, env=None, preload=()):
     runtime = os.path.join(base, "runtime")
     if not os.path.isdir(runtime):
         client.prepare_runtime(runtime)
     return spawn.Template(PYTHON, runtime, env or {"PATH": "/usr/bin:/bin", "HOME": runtime, "LANG": "C.UTF-8",
                                                   "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                                                  "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"})
+                                                  "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}, preload=preload)
 
 
 def readable_memory(pid):
@@ -123,7 +123,8 @@ def test_a_forked_worker_is_what_a_fresh_start_makes(folder, slot):
     os.environ["NNAG_TEST_GRADER_ONLY"] = "grader's own"
     groups = os.getgroups()
     os.setgroups(groups + [54321])          # a group the template inherits and its workers must not keep
-    template = template_for(folder)          # started at the first worker, below, with the extra group
+    template = template_for(folder, preload=("torch._dynamo",))     # started at the first worker, below,
+    # with the extra group
     try:
         fresh_worker = make_worker(folder, "fresh", None, user)
         forked_worker = make_worker(folder, "forked", template, user)
@@ -149,10 +150,27 @@ def test_a_forked_worker_is_what_a_fresh_start_makes(folder, slot):
     assert forked["env"]["HOME"] == os.path.join(folder, "forked")
     assert "NNAG_TEST_GRADER_ONLY" not in forked["first_environ"] + str(forked["env"])
     assert forked["threads"] == 1
-    # what the template loads once for every worker (torch, and the compiler torch loads at the first
+    # what the template loads once for every worker (torch, and as asked the compiler torch loads at the first
     # optimiser, which each training test's fresh worker paid for again); a fresh start loads the compiler
     # only when an optimiser is made
     assert forked["preloaded"] == ["torch", "torch._dynamo"] and "torch._dynamo" not in fresh["preloaded"]
+
+
+def test_the_template_loads_the_compiler_only_where_the_container_sets_no_memory_limit(monkeypatch):
+    """isolation.template_preload: torch._dynamo where no container memory limit is found (the staff's machines),
+    nothing more under one (Gradescope: the template lives beside numpy_ann's fresh workers, whose limit does
+    not count it); template.py loads only the names of its PRELOADABLE list."""
+    from grader import isolation
+    monkeypatch.setattr(isolation.resources, "memory_limit_mb", lambda root="/": None)
+    assert isolation.template_preload() == ("torch._dynamo",)
+    monkeypatch.setattr(isolation.resources, "memory_limit_mb", lambda root="/": 768)
+    assert isolation.template_preload() == ()
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nnag_template_under_test",
+                                                  os.path.join(ROOT, "autograder", "grader", "template.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PRELOADABLE == {"torch._dynamo"}
 
 
 @root_only

@@ -83,8 +83,9 @@ class Forked:
 class Template:
     """template.py, started at the first worker it is asked for; ``problem`` says why it does not serve."""
 
-    def __init__(self, python, runtime, env):
+    def __init__(self, python, runtime, env, preload=()):
         self.python, self.runtime, self.env = python, runtime, dict(env)
+        self.preload = tuple(preload)          # modules template.py loads besides numpy and torch (PRELOADABLE)
         self.proc = self.ctl = None
         self.problem = None
         self.reported = False                  # the problem is in the instructor report
@@ -97,7 +98,8 @@ class Template:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen([self.python, "-I", os.path.join(self.runtime, "template.py"),
-                                          str(theirs.fileno())], pass_fds=(theirs.fileno(),), env=self.env,
+                                          str(theirs.fileno()), *self.preload], pass_fds=(theirs.fileno(),),
+                                         env=self.env,
                                          cwd=self.runtime, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
