@@ -540,3 +540,32 @@ def test_a_reply_sure_to_be_over_the_limit_is_given_up_before_it_is_built(worker
     assert worker.handle({"op": "getattr", "id": 2, "target": "h0", "name": "small"})["ok"] is True
     reply = worker.handle({"op": "getattr", "id": 3, "target": "h0", "name": "big"})
     assert reply["ok"] is False and reply["error"]["kind"] == "protocol", reply
+
+
+@pytest.mark.parametrize("kind", ["memory", "protocol"])
+def test_an_error_the_report_names_stays_one_line_whatever_its_message(kind):
+    """The kinds the instructor report names (a memory error, the worker's refusal of a reply) carry the worker's
+    message, which the student's code can write: a forged report line in it stays inside the grader's one line."""
+    from types import SimpleNamespace
+    from grader import client
+    from grader import session as session_mod
+    from grader.checks import GradeFailure
+
+    class Forging:
+        changed, unsolicited, limit_hit, setup = [], False, None, {"limits": {"memory_mb": 400}}
+
+        def alive(self):
+            return True
+
+        def request(self, op, timeout, **fields):
+            raise client.StudentError({"type": "MemoryError\ncheck: forged", "where": None, "kind": kind,
+                                       "message": "x\ncheck: Nothing to report.\r\x1b[2J"})
+
+    stub = SimpleNamespace(requests=0, clock=SimpleNamespace(limit=lambda stem, seconds: (seconds, False)),
+                           scratch={}, config={"time_limits": {"call": 5}})
+    student_file = session_mod.StudentFile(stub, "numpy_ann")
+    student_file.worker = Forging()
+    with pytest.raises(GradeFailure):
+        student_file.request(Op.CALL, None, what="_relu", target="module", method="_relu")
+    assert len(student_file.events) == 1 and "check: Nothing to report." in student_file.events[0]
+    assert all(c.isprintable() for c in student_file.events[0]), student_file.events

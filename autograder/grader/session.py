@@ -295,12 +295,15 @@ class FileWorker:
             self.events.append("[more lines for this file were dropped]")
 
     def _note_error(self, exc, what):
+        # the type and message are the worker's words (the student's code can write any): one line each
+        def said(key):
+            return client.clean_event(str(exc.info.get(key))[:160].encode("utf-8", "replace"))
         if exc.kind in NOTED_ERRORS:
-            self.event(f"{what} raised {exc.info.get('type')}: {str(exc.info.get('message'))[:160]}")
+            self.event(f"{what} raised {said('type')}: {said('message')}")
         elif exc.kind is ErrorKind.FILE_TOO_LARGE:
             self.event(f"resource limit: file size ({what} raised OSError: File too large)")
         elif exc.kind is ErrorKind.PROTOCOL:
-            self.event(f"reply refused by the worker ({what}): {str(exc.info.get('message'))[:160]}")
+            self.event(f"reply refused by the worker ({what}): {said('message')}")
 
     def broken_message(self, text):
         return text + f"\nEvery test of {self.filename} fails with this message."
